@@ -1,0 +1,60 @@
+# The README's two commands:  `make book`  and  `make test`.
+# Each one sets up (idempotently) a local virtual environment in .venv first:
+# torch==2.13.0 (CPU wheel) first, then the committed lock file, then tutorlib itself.
+
+PYTHON      ?= python3
+VENV        := .venv
+BIN         := $(CURDIR)/$(VENV)/bin
+STAMP       := $(VENV)/.tutorlib-installed
+LOCK        := requirements-lock.txt
+TORCH_PIN   := torch==2.13.0
+BOOK_HTML   := _build/html
+
+# Quick mode on the embedded data, no progress bars in stored outputs, a predictable backend.
+export TUTORLIB_MODE     := quick
+export TUTORLIB_PROGRESS := 0
+export PYTHONHASHSEED    := 0
+export PATH              := $(BIN):$(PATH)
+
+# Every step has a time limit, so a stalled machine fails loudly instead of hanging CI.
+UNIT_TIMEOUT  ?= 900
+NBVAL_TIMEOUT ?= 1500
+BOOK_TIMEOUT  ?= 1500
+CELL_TIMEOUT  ?= 600
+
+.PHONY: book test unit nbval book-check setup lock clean
+
+book: setup
+	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	@echo "The book is at $(BOOK_HTML)/index.html"
+
+test: setup unit nbval book-check
+	@echo "All tests passed: unit tests, nbval over every chapter, book build."
+
+unit: setup
+	timeout $(UNIT_TIMEOUT) $(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+nbval: setup
+	timeout $(NBVAL_TIMEOUT) $(BIN)/python -m pytest chapters -q -p no:cacheprovider \
+	    --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT)
+
+book-check: setup
+	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
+	$(BIN)/python tools/check_book.py $(BOOK_HTML)
+
+setup: $(STAMP)
+
+$(STAMP): $(LOCK) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(TORCH_PIN)
+	$(BIN)/python -m pip install -q -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+# Maintainers: refresh the lock file after changing pyproject.toml's dependencies.
+lock: setup
+	$(BIN)/python -m pip install -q -e '.[book,test]'
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^torch==' > $(LOCK)
+
+clean:
+	rm -rf _build $(VENV)

@@ -1,0 +1,124 @@
+"""One consistent plotting style for the book: image grids, training curves and each chapter's figures.
+
+Every function draws on a given Matplotlib ``ax`` when one is passed (so the widgets can reuse
+it in small multiples) and returns the axes it drew on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from tutorlib._validate import positive_int
+
+STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 110,
+    "figure.figsize": (6.0, 3.6),
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "image.cmap": "gray_r",
+}
+COLORS = {"quadrature": "#1f77b4", "monte carlo": "#d62728", "exact": "#333333", "reference": "#7f7f7f"}
+
+
+def use_style() -> None:
+    """Apply the book's Matplotlib style (done once when this module is imported)."""
+    mpl.rcParams.update(STYLE)
+
+
+use_style()
+
+
+def _ax(ax, figsize=None):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def image_grid(images, shape: tuple[int, int], nrow: int | None = None, ax=None, title: str | None = None):
+    """Tile ``images`` (n, h*w) or (n, h, w), values in [0, 1], into one picture."""
+    x = images.detach().cpu().float().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, float)
+    h, w = shape
+    if x.ndim < 2 or x[0].size != h * w:
+        raise ValueError(f"images must have shape (n, {h * w}) or (n, {h}, {w}) for shape={shape}, got {x.shape}")
+    x = x.reshape(-1, h, w)
+    n = x.shape[0]
+    ncol = positive_int("nrow", nrow) if nrow is not None else math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncol)
+    canvas = np.ones((nrows * (h + 1) - 1, ncol * (w + 1) - 1))
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        canvas[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = 1.0 - x[i]
+    ax = _ax(ax, figsize=(0.4 * ncol + 0.5, 0.4 * nrows + 0.5))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def training_curves(history, keys=None, ax=None, title: str | None = None, logy: bool = False):
+    """Plot logged values of a :class:`tutorlib.train.History` against the step."""
+    keys = list(keys) if keys is not None else history.keys()
+    ax = _ax(ax)
+    for k in keys:
+        ax.plot(history.steps, history[k], label=k, lw=1.2)
+    ax.set_xlabel("step")
+    if logy:
+        ax.set_yscale("log")
+    if len(keys) > 1:
+        ax.legend()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def quadrature_vs_samples(problem, n: int, ax=None, seed: int = 0):
+    """Chapter 1, one dimension: the ``n`` quadrature points (stems of height ``p(x_i)``) against
+    ``n`` Monte Carlo samples (a rug), with both estimates in the title."""
+    from tutorlib.integration import monte_carlo, quadrature
+
+    n = positive_int("n", n)
+    if problem.dim != 1:
+        raise ValueError(f"quadrature_vs_samples draws a 1-D problem, got dim={problem.dim}")
+    ax = _ax(ax)
+    grid = torch.linspace(problem.lo, problem.hi, 400, dtype=torch.float64)[:, None]
+    ax.plot(grid[:, 0], problem.pdf(grid), color=COLORS["exact"], lw=1, label="p(x)")
+    h = (problem.hi - problem.lo) / n
+    pts = problem.lo + h * (torch.arange(n, dtype=torch.float64) + 0.5)
+    ax.vlines(pts, 0, problem.pdf(pts[:, None]), color=COLORS["quadrature"], lw=1.5, label="grid points, height p(x_i)")
+    gen = torch.Generator().manual_seed(seed)
+    draws = problem.sample(n, gen)[:, 0]
+    ax.plot(draws, np.full(n, -0.08), "|", color=COLORS["monte carlo"], ms=10, label="samples x_i ~ p")
+    q = quadrature(problem.f, problem.pdf, 1, n, problem.lo, problem.hi)
+    mc, _ = monte_carlo(problem.f, problem.sample, n, torch.Generator().manual_seed(seed))
+    ax.set_title(f"n = {n}\nquadrature {q:.4f} | sampling {mc:.4f} | exact {problem.exact:.4f}", fontsize=9)
+    ax.set_ylim(-0.18, 1.7)
+    ax.set_xlabel("x")
+    return ax
+
+
+def errors_vs_budget(curves, ax=None, legend: bool = True):
+    """Chapter 1: log-log absolute error of quadrature and Monte Carlo against function evaluations."""
+    ax = _ax(ax)
+    # An error of exactly 0 (quadrature at machine precision) is drawn at 1e-16 so the log scale holds it.
+    ax.loglog(curves.quad_evals, np.maximum(curves.quad_error, 1e-16), "o-", color=COLORS["quadrature"], ms=3, label="quadrature")
+    ax.loglog(curves.budgets, curves.mc_error, "s-", color=COLORS["monte carlo"], ms=3, label="Monte Carlo (RMS)")
+    ax.loglog(curves.budgets, curves.mc_predicted, "--", color=COLORS["monte carlo"], lw=0.8, label=r"$\sigma_f/\sqrt{N}$")
+    ax.set_xlabel("function evaluations N")
+    ax.set_ylabel("|error|")
+    ax.set_title(f"dimension d = {curves.dim}")
+    if legend:
+        ax.legend(loc="lower left")
+    return ax

@@ -1,0 +1,117 @@
+"""Sliders for the quantities the text varies, each a thin layer over a pure drawing function.
+
+The pattern, :func:`explore`: a drawing function ``draw(ax, value)`` that the tests can call
+directly; a static small-multiples figure of a few values, so the rendered book (which has no
+kernel) still shows the effect; and below it a slider that redraws one panel in a live kernel
+(Jupyter, Colab).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+
+from tutorlib._validate import positive_int
+
+STATIC_TITLE = "Static view"
+
+
+def small_multiples(draw: Callable, name: str, values: Sequence, ncols: int = 3,
+                    panel: tuple[float, float] = (3.6, 2.8), title: str | None = None):
+    """One figure with ``draw(ax, v)`` for each ``v`` in ``values``; returns the figure."""
+    values = list(values)
+    if not values:
+        raise ValueError("values must not be empty")
+    ncols = min(positive_int("ncols", ncols), len(values))
+    nrows = math.ceil(len(values) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows), squeeze=False)
+    for ax, v in zip(axes.flat, values):
+        draw(ax, v)
+    for ax in list(axes.flat)[len(values):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title or name}: {name} = {', '.join(map(str, values))}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def explore(draw: Callable, name: str, values: Sequence, static: Sequence | None = None, value=None,
+            ncols: int = 3, panel: tuple[float, float] = (3.6, 2.8), title: str | None = None, slider: bool = True):
+    """Show the static small multiples of ``static`` (default: 3 of ``values``), then a slider over
+    ``values`` that redraws ``draw(ax, v)`` in a live kernel. Displays; returns nothing."""
+    values = list(values)
+    if not values:
+        raise ValueError("values must not be empty")
+    if static is None:
+        static = [values[0], values[len(values) // 2], values[-1]]
+    bad = [v for v in static if v not in values]
+    if bad:
+        raise ValueError(f"static values {bad} are not among the slider's values {values}")
+    if value is None:
+        value = values[len(values) // 2]
+    elif value not in values:
+        raise ValueError(f"value {value!r} is not among the slider's values {values}")
+    print(f"{STATIC_TITLE} (no kernel needed): {title or name}, {name} = {', '.join(map(str, static))}."
+          + ("\nIn a live kernel the slider below redraws it for any value." if slider else ""))
+    fig = small_multiples(draw, name, static, ncols=ncols, panel=panel, title=title)
+    plt.show()
+    plt.close(fig)
+    if not slider:
+        return
+    import ipywidgets as w
+    from IPython.display import display
+
+    control = w.SelectionSlider(options=values, value=value, description=name, continuous_update=False,
+                                layout=w.Layout(width="60%"))
+
+    def one(**kw):
+        fig, ax = plt.subplots(figsize=(panel[0] * 1.5, panel[1] * 1.4))
+        draw(ax, kw[name])
+        plt.show()
+        plt.close(fig)
+
+    out = w.interactive_output(one, {name: control})
+    display(w.VBox([w.HTML(f"<b>Interactive</b> (needs a running kernel): drag <code>{name}</code>"), control, out]))
+
+
+# --- chapter 1 -------------------------------------------------------------------------------
+
+N_VALUES = (2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128)
+DIM_VALUES = (1, 2, 3, 4, 5, 6, 8)
+
+
+@functools.lru_cache(maxsize=None)
+def _curves(dim: int, max_budget: int, reps: int):
+    import numpy as np
+
+    from tutorlib.integration import beta_problem, error_curves
+
+    budgets = np.unique(np.logspace(1, math.log10(max_budget), 9).astype(int))
+    return error_curves(beta_problem(dim), budgets, reps=reps, seed=dim)
+
+
+def draw_sampling_n(ax, n: int):
+    """Chapter 1: quadrature points vs samples for ``n`` evaluations in one dimension."""
+    from tutorlib.integration import beta_problem
+    from tutorlib.plotting import quadrature_vs_samples
+
+    return quadrature_vs_samples(beta_problem(1), n, ax=ax)
+
+
+def draw_dimension(ax, dim: int, max_budget: int = 100_000, reps: int = 12):
+    """Chapter 1: error against the number of evaluations in dimension ``dim``."""
+    from tutorlib.plotting import errors_vs_budget
+
+    return errors_vs_budget(_curves(positive_int("dim", dim), max_budget, reps), ax=ax, legend=dim == 1)
+
+
+def sampling_n_slider(static=(4, 16, 64)) -> None:
+    """Chapter 1: the slider for ``n`` (points in one dimension)."""
+    explore(draw_sampling_n, "n", N_VALUES, static=static, value=8, title="grid points vs samples")
+
+
+def dimension_slider(static=(1, 4, 8)) -> None:
+    """Chapter 1: the slider for the dimension ``d``."""
+    explore(draw_dimension, "d", DIM_VALUES, static=static, value=4, title="error vs evaluations")

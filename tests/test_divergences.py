@@ -1,0 +1,108 @@
+"""KL and Bhattacharyya: closed forms against torch.distributions, SciPy quadrature and Monte Carlo."""
+
+import math
+
+import pytest
+import torch
+from scipy import integrate
+from torch.distributions import Normal, kl_divergence
+
+from tutorlib import divergences as dv
+
+
+def _rand_gaussians(seed, shape=(6, 3)):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=g, dtype=torch.float64) * s for s in (1.0, 0.7, 1.0, 0.7)]
+
+
+def test_kl_normal_std_against_torch_distributions():
+    mu, logvar, _, _ = _rand_gaussians(0)
+    ref = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
+    assert torch.allclose(dv.kl_normal_std(mu, logvar), ref, rtol=1e-12)
+
+
+def test_kl_normal_against_torch_distributions():
+    mp, lp, mq, lq = _rand_gaussians(1)
+    ref = kl_divergence(Normal(mp, (0.5 * lp).exp()), Normal(mq, (0.5 * lq).exp())).sum(-1)
+    assert torch.allclose(dv.kl_normal(mp, lp, mq, lq), ref, rtol=1e-12)
+
+
+def test_kl_normal_against_monte_carlo():
+    mp, lp, mq, lq = (torch.tensor([[0.3, -1.0]], dtype=torch.float64), torch.tensor([[0.2, -0.5]], dtype=torch.float64),
+                      torch.tensor([[-0.4, 0.5]], dtype=torch.float64), torch.tensor([[0.6, 0.1]], dtype=torch.float64))
+    p, q = Normal(mp[0], (0.5 * lp[0]).exp()), Normal(mq[0], (0.5 * lq[0]).exp())
+    x = p.sample((200_000,))
+    est, se = dv.kl_monte_carlo(lambda x: p.log_prob(x).sum(-1), lambda x: q.log_prob(x).sum(-1), x)
+    exact = float(dv.kl_normal(mp, lp, mq, lq))
+    assert abs(est - exact) < 4 * se and se < 0.01
+
+
+def test_kl_is_zero_only_for_equal_distributions():
+    mu, logvar, _, _ = _rand_gaussians(2)
+    assert torch.allclose(dv.kl_normal(mu, logvar, mu, logvar), torch.zeros(6, dtype=torch.float64), atol=1e-12)
+    assert (dv.kl_normal(mu, logvar, mu + 0.1, logvar) > 0).all()
+
+
+def test_kl_uniform_finite_against_quadrature_and_infinite_outside_support():
+    val, _ = integrate.quad(lambda x: 1.0 * math.log(1.0 / 0.25), 0, 1)  # p = U[0,1], q = U[-1,3]
+    assert dv.kl_uniform(0, 1, -1, 3) == pytest.approx(val)
+    assert dv.kl_uniform(0, 2, 1, 3) == math.inf
+    assert dv.kl_uniform(0, 1, 2, 3) == math.inf
+
+
+def test_kl_monte_carlo_is_infinite_where_q_has_no_mass():
+    p = torch.distributions.Uniform(0.0, 2.0)
+    q = torch.distributions.Uniform(1.0, 3.0)
+
+    def log_q(x):
+        inside = (x >= 1) & (x < 3)
+        return torch.where(inside, torch.full_like(x, -math.log(2)), torch.full_like(x, -math.inf))
+
+    est, _ = dv.kl_monte_carlo(lambda x: p.log_prob(x), log_q, p.sample((1000,)))
+    assert est == math.inf
+
+
+def _pdf(x, m, s):
+    return math.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+
+
+def test_bhattacharyya_normal_against_quadrature():
+    for mp, sp, mq, sq in [(0.0, 1.0, 0.0, 1.0), (0.5, 0.8, -1.0, 1.7), (2.0, 0.3, 1.5, 0.4)]:
+        val, _ = integrate.quad(lambda x: math.sqrt(_pdf(x, mp, sp) * _pdf(x, mq, sq)), -30, 30,
+                                points=[mp, mq], limit=400, epsabs=1e-14, epsrel=1e-12)
+        got = float(dv.bhattacharyya_normal([mp], [2 * math.log(sp)], [mq], [2 * math.log(sq)]))
+        assert got == pytest.approx(-math.log(val), abs=1e-10)
+
+
+def test_bhattacharyya_uniform_is_finite_where_kl_is_not():
+    assert dv.bhattacharyya_uniform(0, 2, 1, 3) == pytest.approx(math.log(2))
+    assert dv.bhattacharyya_uniform(0, 1, 0, 1) == 0.0
+    assert dv.bhattacharyya_uniform(0, 1, 2, 3) == math.inf
+
+
+def test_one_sample_bhattacharyya_estimate_has_mean_half_kl():
+    """E_p[-ln sqrt(q/p)] = KL(p||q)/2: with one sample the plug-in estimate targets the wrong number."""
+    p, q = Normal(0.0, 1.0), Normal(1.0, 1.5)
+    x = p.sample((200_000,)).double()
+    singles = torch.tensor([dv.bhattacharyya_plugin(p.log_prob, q.log_prob, xi[None]) for xi in x[:20_000]])
+    kl = float(dv.kl_normal([0.0], [0.0], [1.0], [2 * math.log(1.5)]))
+    se = float(singles.std() / math.sqrt(len(singles)))
+    assert abs(float(singles.mean()) - kl / 2) < 4 * se
+    db = float(dv.bhattacharyya_normal([0.0], [0.0], [1.0], [2 * math.log(1.5)]))
+    assert abs(kl / 2 - db) > 10 * se  # ... which is not the Bhattacharyya distance
+    assert dv.bhattacharyya_plugin(p.log_prob, q.log_prob, x) == pytest.approx(db, abs=0.01)  # large n: consistent
+
+
+@pytest.mark.parametrize("call, word", [
+    (lambda: dv.kl_normal_std(torch.zeros(3), torch.zeros(4)), "broadcast"),
+    (lambda: dv.kl_normal_std(0.0, 0.0), "mu"),
+    (lambda: dv.kl_normal([[0.0]], [[float("nan")]], [[0.0]], [[0.0]]), "logvar_p"),
+    (lambda: dv.kl_uniform(1, 0, 0, 1), "b"),
+    (lambda: dv.kl_uniform(0, 1, 0, float("inf")), "d"),
+    (lambda: dv.bhattacharyya_uniform(0, 1, 3, 3), "d"),
+    (lambda: dv.kl_monte_carlo(None, abs, torch.zeros(3)), "log_p"),
+    (lambda: dv.kl_monte_carlo(abs, abs, torch.zeros(1)), "samples"),
+])
+def test_bad_arguments_raise_value_errors(call, word):
+    with pytest.raises(ValueError, match=word):
+        call()
