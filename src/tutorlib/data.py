@@ -20,6 +20,7 @@ import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -227,3 +228,53 @@ def dequantize(pixels: torch.Tensor, levels: int = 256, generator: torch.Generat
         raise ValueError(f"pixels must be integers in 0..{levels - 1}")
     u = torch.rand(p.shape, generator=generator, device=p.device, dtype=torch.float32)
     return (p.float() + u) / levels
+
+
+# --- toy data for the GAN chapters -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mixture2D:
+    """An equal-weight mixture of isotropic 2-D Gaussians with the given ``centers`` (k, 2)."""
+
+    centers: torch.Tensor
+    std: float
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        n = positive_int("n", n)
+        idx = torch.randint(len(self.centers), (n,), generator=generator)
+        return self.centers[idx] + self.std * torch.randn(n, 2, generator=generator)
+
+
+def ring(n_modes: int = 8, radius: float = 2.0, std: float = 0.05) -> Mixture2D:
+    """``n_modes`` Gaussians evenly spaced on a circle of ``radius`` (the classic mode-collapse test)."""
+    n_modes = positive_int("n_modes", n_modes)
+    radius = finite_float("radius", radius)
+    if radius <= 0:
+        raise ValueError(f"radius must be > 0, got {radius}")
+    from tutorlib._validate import positive_float
+
+    std = positive_float("std", std)
+    angles = torch.arange(n_modes) * (2 * torch.pi / n_modes)
+    return Mixture2D(centers=radius * torch.stack([angles.cos(), angles.sin()], dim=1), std=std)
+
+
+def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> Mixture2D:
+    """``side x side`` Gaussians on a square grid centred at 0, ``spacing`` apart."""
+    side = positive_int("side", side)
+    from tutorlib._validate import positive_float
+
+    spacing, std = positive_float("spacing", spacing), positive_float("std", std)
+    ticks = (torch.arange(side) - (side - 1) / 2) * spacing
+    return Mixture2D(centers=torch.cartesian_prod(ticks, ticks).float(), std=std)
+
+
+def delta(a) -> Callable[[int], torch.Tensor]:
+    """A sampler for the point mass ``delta(x - a)``: ``delta(a)(n)`` is ``n`` copies of ``a``."""
+    a = torch.as_tensor(a, dtype=torch.float32).reshape(-1)
+    if not torch.isfinite(a).all():
+        raise ValueError(f"a must be a finite point, got {a}")
+
+    def sample(n: int) -> torch.Tensor:
+        return a.expand(positive_int("n", n), -1).clone()
+
+    return sample

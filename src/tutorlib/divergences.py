@@ -15,7 +15,9 @@ from typing import Callable
 
 import torch
 
-from tutorlib._validate import finite_float
+import numpy as np
+
+from tutorlib._validate import finite_float, one_of, positive_float
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -137,3 +139,287 @@ def bhattacharyya_plugin(log_p: Fn, log_q: Fn, samples: torch.Tensor) -> float:
         raise ValueError(f"samples must hold at least 1 draw along the first dimension, got shape {tuple(samples.shape)}")
     half_log_ratio = 0.5 * (log_q(samples) - log_p(samples)).double()
     return float(-(torch.logsumexp(half_log_ratio, dim=0) - math.log(half_log_ratio.shape[0])))
+
+
+# --- divergences defined in the dual space (chapters 7 and 8) -------------------------------
+#
+# For discrete p and q on points x_1..x_n, the critic T is a table of values (T(x_i), or for the
+# binary QP form T(x_i, x_j)) and the max over T is solved numerically by optimisation over that
+# table. The closed forms (JS, Wasserstein, the QP optimum) are separate functions, so tests and
+# chapters can compare the two.
+
+DUAL_KINDS = ("sgan", "wgan", "qp", "kl")
+_T_BOUND = 60.0  # |T| <= 60 in the table solvers: e^-60 is far below float64 resolution of ln 2
+
+
+def _as_prob(name: str, p, n: int | None = None):
+    import numpy as np
+
+    arr = np.asarray(p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else p, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of probabilities, got shape {arr.shape}")
+    if n is not None and arr.size != n:
+        raise ValueError(f"{name} must have {n} entries (one per point), got {arr.size}")
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise ValueError(f"{name} must hold non-negative finite probabilities, got {arr}")
+    if abs(arr.sum() - 1.0) > 1e-6:
+        raise ValueError(f"{name} must sum to 1, got sum {arr.sum():.8g}")
+    return arr
+
+
+def _as_points(points):
+    import numpy as np
+
+    arr = np.asarray(points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] == 0 or not np.isfinite(arr).all():
+        raise ValueError(f"points must be a finite (n,) or (n, d) array, got shape {arr.shape}")
+    return arr
+
+
+def _distance_matrix(points, distance):
+    """Pairwise distances d(x_i, x_j); ``distance`` is None/'l2' (Euclidean), 'l1' or a callable."""
+    import numpy as np
+
+    if distance is None or distance == "l2":
+        diff = points[:, None, :] - points[None, :, :]
+        return np.sqrt((diff**2).sum(-1))
+    if distance == "l1":
+        return np.abs(points[:, None, :] - points[None, :, :]).sum(-1)
+    if callable(distance):
+        n = len(points)
+        d = np.array([[float(distance(points[i], points[j])) for j in range(n)] for i in range(n)])
+        if not np.isfinite(d).all() or (d < 0).any() or not np.allclose(d, d.T) or np.any(np.diag(d) != 0):
+            raise ValueError("distance must be symmetric, non-negative, finite and zero on the diagonal")
+        return d
+    raise ValueError(f"distance must be None, 'l2', 'l1' or a callable, got {distance!r}")
+
+
+def _check_inputs(p, q, points, lam, kind, distance):
+    one_of("kind", kind, DUAL_KINDS)
+    pts = _as_points(points)
+    p = _as_prob("p", p, len(pts))
+    q = _as_prob("q", q, len(pts))
+    if kind == "qp":
+        if lam is None:
+            raise ValueError("lam must be given (a number > 0) for kind='qp'")
+        lam = positive_float("lam", lam)
+    elif lam is not None:
+        raise ValueError(f"lam is only used by kind='qp', got lam={lam!r} for kind={kind!r}")
+    d = _distance_matrix(pts, distance)
+    off = ~np.eye(len(pts), dtype=bool)
+    if (d[off] == 0).any():
+        raise ValueError("points must be distinct: two of them are at distance 0")
+    return p, q, pts, lam, d
+
+
+def _maximise(objective, x0, bounds=None):
+    """Maximise a smooth concave ``objective(t) -> (value, gradient)`` with L-BFGS-B."""
+    from scipy.optimize import minimize
+
+    res = minimize(lambda t: tuple(-v for v in objective(t)), x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 20_000, "ftol": 1e-15, "gtol": 1e-12})
+    return -float(res.fun), res.x
+
+
+def _sgan_dual(p, q):
+    import numpy as np
+    from scipy.special import expit, log_expit
+
+    def objective(t):
+        value = 0.5 * (p @ log_expit(t)) + 0.5 * (q @ log_expit(-t)) + math.log(2.0)
+        grad = 0.5 * p * expit(-t) - 0.5 * q * expit(t)
+        return value, grad
+
+    n = len(p)
+    return _maximise(objective, np.zeros(n), bounds=[(-_T_BOUND, _T_BOUND)] * n)
+
+
+def _kl_dual(p, q):
+    """f-GAN's dual of KL(p || q): sup_T E_p[T] - E_q[exp(T - 1)]; +inf when p has mass where q has none."""
+    import numpy as np
+
+    def objective(t):
+        e = np.exp(t - 1.0)
+        return p @ t - q @ e, p - q * e
+
+    n = len(p)
+    values = [_maximise(objective, np.zeros(n), bounds=[(-b, b)] * n) for b in (_T_BOUND / 2, _T_BOUND)]
+    if values[1][0] - values[0][0] > 1e-6:  # still growing with the bound on T: the sup is infinite
+        return math.inf, values[1][1]
+    return values[1]
+
+
+def _wgan_dual(p, q, d):
+    """max_T sum (p - q) T  s.t. |T_i - T_j| <= d_ij: a linear programme (HiGHS)."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    n = len(p)
+    rows, rhs = [], []
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                row = np.zeros(n)
+                row[i], row[j] = 1.0, -1.0
+                rows.append(row)
+                rhs.append(d[i, j])
+    bounds = [(0.0, 0.0)] + [(None, None)] * (n - 1)  # T is defined up to a constant: pin T_1 = 0
+    res = linprog(-(p - q), A_ub=np.array(rows) if rows else None, b_ub=np.array(rhs) if rhs else None,
+                  bounds=bounds, method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"the WGAN linear programme failed: {res.message}")
+    return -float(res.fun), res.x
+
+
+def _qp_dual(p, q, d, lam):
+    """max over the table T(x_i, x_j) of sum_ij p_i q_j [D_ij - D_ij^2 / (2 lam d_ij)], D_ij = T_ij - T_ji."""
+    import numpy as np
+
+    n = len(p)
+    w = np.outer(p, q)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d > 0, 1.0 / (2.0 * lam * np.where(d > 0, d, 1.0)), 0.0)
+
+    # Precondition: in the scaled variables u = t / scale every pair's curvature is about 1, so
+    # L-BFGS converges even for pairs that carry very little probability.
+    curvature = 2.0 * (w + w.T) * inv  # -d^2 value / d delta_ij^2 for the unordered pair
+    scale = np.where(curvature > 0, 1.0 / np.sqrt(np.where(curvature > 0, curvature, 1.0)), 1.0)
+
+    def objective(flat):
+        t = flat.reshape(n, n) * scale
+        delta = t - t.T
+        value = float((w * (delta - delta**2 * inv)).sum())
+        g_delta = w * (1.0 - 2.0 * delta * inv)  # d value / d delta_ij for the ordered pair (i, j)
+        grad = (g_delta - g_delta.T) * scale  # delta_ij = t_ij - t_ji, then the chain rule for u
+        return value, grad.ravel()
+
+    value, flat = _maximise(objective, np.zeros(n * n))
+    return value, flat.reshape(n, n) * scale
+
+
+def dual_divergence(kind: str, p, q, points, lam: float | None = None, distance=None,
+                    return_critic: bool = False):
+    """A divergence of discrete ``p`` and ``q`` on ``points``, from its dual (max over T) definition.
+
+    The max is solved numerically over the critic's values on the support -- never taken from a
+    closed form:
+
+    - ``"sgan"``: ``max_T 1/2 E_p[ln sigmoid T] + 1/2 E_q[ln(1 - sigmoid T)] + ln 2`` (Jensen-Shannon);
+    - ``"wgan"``: ``max E_p[T] - E_q[T]`` over ``|T(x) - T(y)| <= d(x, y)`` (Wasserstein-1; a linear programme);
+    - ``"qp"``: ``max E_{x_r~p, x_f~q}[D - D^2 / (2 lam d(x_r, x_f))]``, ``D = T(x_r, x_f) - T(x_f, x_r)``
+      over the binary table T (GAN-QP);
+    - ``"kl"``: f-GAN's ``max_T E_p[T] - E_q[e^{T-1}]`` (KL(p || q); ``inf`` when unbounded).
+
+    ``p``, ``q``: probabilities (1-D, non-negative, summing to 1), one per point; ``points``: (n,) or
+    (n, d) distinct points; ``lam`` (> 0) for ``"qp"`` only; ``distance``: ``None``/``"l2"``,
+    ``"l1"`` or a callable. With ``return_critic=True`` returns ``(value, T)``.
+    """
+    p, q, pts, lam, d = _check_inputs(p, q, points, lam, kind, distance)
+    if kind == "sgan":
+        value, t = _sgan_dual(p, q)
+    elif kind == "kl":
+        value, t = _kl_dual(p, q)
+    elif kind == "wgan":
+        value, t = _wgan_dual(p, q, d)
+    else:
+        value, t = _qp_dual(p, q, d, lam)
+    return (value, t) if return_critic else value
+
+
+def delta_divergence(kind: str, alpha, beta, lam: float | None = None, distance=None) -> float:
+    """The dual divergence of ``p = delta(x - alpha)`` and ``q = delta(x - beta)``, solved numerically.
+
+    Expected values: ``ln 2`` for ``"sgan"`` whenever ``alpha != beta`` (constant: zero gradient),
+    ``d(alpha, beta)`` for ``"wgan"``, ``lam * d(alpha, beta) / 2`` for ``"qp"``, ``inf`` for ``"kl"``;
+    0 for every kind when ``alpha == beta``.
+    """
+    import numpy as np
+
+    one_of("kind", kind, DUAL_KINDS)
+    a = np.atleast_1d(np.asarray(alpha, dtype=np.float64))
+    b = np.atleast_1d(np.asarray(beta, dtype=np.float64))
+    if a.shape != b.shape or a.ndim != 1 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"alpha and beta must be finite points of the same shape, got {a.shape} and {b.shape}")
+    if np.array_equal(a, b):
+        _check_inputs([1.0], [1.0], a[None], lam, kind, distance)
+        return 0.0
+    return dual_divergence(kind, [1.0, 0.0], [0.0, 1.0], np.stack([a, b]), lam=lam, distance=distance)
+
+
+# --- the closed forms the dual values are compared with -------------------------------------
+
+def js_divergence(p, q) -> float:
+    """Jensen-Shannon divergence ``1/2 KL(p || m) + 1/2 KL(q || m)``, ``m = (p + q) / 2`` (nats)."""
+    import numpy as np
+
+    p, q = _as_prob("p", p), _as_prob("q", q, len(_as_prob("p", p)))
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kp = np.where(p > 0, p * np.log(p / m), 0.0).sum()
+        kq = np.where(q > 0, q * np.log(q / m), 0.0).sum()
+    return float(0.5 * kp + 0.5 * kq)
+
+
+def kl_discrete(p, q) -> float:
+    """``KL(p || q) = sum p ln(p / q)`` for discrete distributions; ``inf`` where q = 0 < p."""
+    import numpy as np
+
+    p = _as_prob("p", p)
+    q = _as_prob("q", q, len(p))
+    if ((q == 0) & (p > 0)).any():
+        return math.inf
+    mask = p > 0
+    return float((p[mask] * np.log(p[mask] / q[mask])).sum())
+
+
+def wasserstein_primal(p, q, points, distance=None) -> float:
+    """Wasserstein-1 distance from the primal optimal-transport linear programme
+    ``min sum pi_ij d_ij`` over couplings ``pi`` with marginals ``p`` and ``q``."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    pts = _as_points(points)
+    p, q = _as_prob("p", p, len(pts)), _as_prob("q", q, len(pts))
+    d = _distance_matrix(pts, distance)
+    n = len(pts)
+    a_eq = np.zeros((2 * n, n * n))
+    for i in range(n):
+        a_eq[i, i * n:(i + 1) * n] = 1.0  # row sums = p
+        a_eq[n + i, i::n] = 1.0  # column sums = q
+    res = linprog(d.ravel(), A_eq=a_eq, b_eq=np.concatenate([p, q]), bounds=(0, None), method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"the transport linear programme failed: {res.message}")
+    return float(res.fun)
+
+
+def qp_optimal_critic(p, q, points, lam: float, distance=None):
+    """GAN-QP's pointwise optimum ``D_ij = T(x_i, x_j) - T(x_j, x_i)``:
+    ``lam d_ij (p_i q_j - p_j q_i) / (p_i q_j + p_j q_i)`` (0 where both products vanish)."""
+    import numpy as np
+
+    lam = positive_float("lam", lam)
+    pts = _as_points(points)
+    p, q = _as_prob("p", p, len(pts)), _as_prob("q", q, len(pts))
+    d = _distance_matrix(pts, distance)
+    num = np.outer(p, q) - np.outer(q, p)
+    den = np.outer(p, q) + np.outer(q, p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, lam * d * num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def qp_divergence(p, q, points, lam: float, distance=None) -> float:
+    """The closed-form value of the QP-divergence: ``(lam / 4) * sum_ij d_ij (p_i q_j - p_j q_i)^2 /
+    (p_i q_j + p_j q_i)`` -- ``lam`` times a lambda-free divergence (derived in chapter 8)."""
+    import numpy as np
+
+    lam = positive_float("lam", lam)
+    pts = _as_points(points)
+    p, q = _as_prob("p", p, len(pts)), _as_prob("q", q, len(pts))
+    d = _distance_matrix(pts, distance)
+    num = np.outer(p, q) - np.outer(q, p)
+    den = np.outer(p, q) + np.outer(q, p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(den > 0, d * num**2 / np.where(den > 0, den, 1.0), 0.0)
+    return float(lam / 4.0 * terms.sum())

@@ -115,3 +115,83 @@ def sampling_n_slider(static=(4, 16, 64)) -> None:
 def dimension_slider(static=(1, 4, 8)) -> None:
     """Chapter 1: the slider for the dimension ``d``."""
     explore(draw_dimension, "d", DIM_VALUES, static=static, value=4, title="error vs evaluations")
+
+
+# --- chapters 7 and 8 ------------------------------------------------------------------------
+
+DISTANCES = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+LAMBDAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+@functools.lru_cache(maxsize=None)
+def _delta_curve(kind: str, lam: float | None, d_max: float = 4.5, n: int = 31):
+    import numpy as np
+
+    from tutorlib.divergences import delta_divergence
+
+    ds = np.linspace(0.0, d_max, n)
+    return ds, np.array([delta_divergence(kind, 0.0, float(d), lam=lam) for d in ds])
+
+
+def draw_delta_divergences(ax, distance: float, kinds=("sgan", "wgan", "kl")):
+    """Chapter 7: each dual divergence of two deltas against their distance, solved numerically,
+    with the value and the slope (by a central difference of the numerical values) at ``distance``."""
+    import numpy as np
+
+    from tutorlib._validate import positive_float
+    from tutorlib.divergences import delta_divergence
+
+    distance = positive_float("distance", distance)
+    labels = {"sgan": "SGAN (JS)", "wgan": "WGAN", "kl": "KL (f-GAN)"}
+    notes = []
+    for kind in kinds:
+        ds, vals = _delta_curve(kind, None)
+        if np.isinf(vals[1:]).all():  # infinite for every d > 0: draw it at the top edge
+            line, = ax.plot(ds[1:], np.full(len(ds) - 1, 4.9), lw=1.5, ls="--",
+                            label=f"{labels.get(kind, kind)}: +inf")
+        else:
+            line, = ax.plot(ds[1:], vals[1:], lw=1.5, label=labels.get(kind, kind))
+        ax.plot([0.0], [vals[0]], "o", mfc="white", color=line.get_color())  # d = 0: p = q
+        v = delta_divergence(kind, 0.0, distance)
+        h = 1e-3
+        slope = (delta_divergence(kind, 0.0, distance + h) - delta_divergence(kind, 0.0, distance - h)) / (2 * h)
+        if np.isfinite(v):
+            ax.plot([distance], [v], "o", color=line.get_color())
+        notes.append(f"{kind}: {v:.3g}, slope {slope:.2g}" if np.isfinite(v) else f"{kind}: inf")
+    ax.axvline(distance, color="k", lw=0.6, ls=":")
+    ax.set_xlabel(r"distance $d(\alpha, \beta)$")
+    ax.set_ylabel("divergence")
+    ax.set_ylim(0, 5)
+    ax.set_title(f"d = {distance}\n" + "; ".join(notes), fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
+def draw_qp_delta(ax, lam: float):
+    """Chapter 8: the QP-divergence of two deltas, solved numerically, against ``lam * d / 2``."""
+    import numpy as np
+
+    from tutorlib._validate import positive_float
+
+    lam = positive_float("lam", lam)
+    ds, vals = _delta_curve("qp", lam)
+    ax.plot(ds, lam * ds / 2, color="k", lw=1, label=r"closed form $\lambda d/2$")
+    ax.plot(ds[::3], vals[::3], "o", ms=4, color="C2", label="numerical max over T")
+    sg_ds, sg = _delta_curve("sgan", None)
+    ax.plot(sg_ds[1:], sg[1:], color="C0", lw=1, ls="--", label="SGAN: ln 2")
+    ax.set_xlabel(r"distance $d(\alpha, \beta)$")
+    ax.set_ylabel("divergence")
+    ax.set_title(f"lambda = {lam}: slope {np.polyfit(ds, vals, 1)[0]:.4g} (lambda/2 = {lam / 2:.4g})", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
+def delta_distance_slider(static=(0.5, 2.0, 4.0)) -> None:
+    """Chapter 7: the slider for the distance between the two deltas."""
+    explore(draw_delta_divergences, "distance", DISTANCES, static=static, value=1.0,
+            title="dual divergences of two deltas")
+
+
+def lambda_slider(static=(0.1, 1.0, 10.0)) -> None:
+    """Chapter 8: the slider for GAN-QP's lambda."""
+    explore(draw_qp_delta, "lam", LAMBDAS, static=static, value=10.0, title="QP-divergence of two deltas")

@@ -1,0 +1,450 @@
+"""GAN losses and one GAN training loop (chapters 7 and 8).
+
+Losses, with ``t_real = T(x_r)`` and ``t_fake = T(x_f)`` the critic's scores on a batch:
+
+- ``"sgan"``: the original GAN. Critic: ``-E[ln sigmoid T(x_r)] - E[ln(1 - sigmoid T(x_f))]``;
+  generator: non-saturating ``-E[ln sigmoid T(x_f)]`` (or, with ``saturating=True``, the minimax
+  ``E[ln(1 - sigmoid T(x_f))]`` whose gradient vanishes when the critic wins).
+- ``"wgan-gp"``: critic ``E[T(x_f)] - E[T(x_r)] + lam * E[(||grad T(x_hat)|| - 1)^2]`` on random
+  interpolates ``x_hat``; generator ``-E[T(x_f)]``.
+- ``"qp"``: GAN-QP as in Su's code. With ``D = T(x_r) - T(x_f)`` and ``d`` the per-sample RMS L2
+  distance between the paired real and fake samples, critic ``E[-D + D^2 / (2 lam d)]``; generator
+  ``E[T(x_r) - T(x_f)]`` -- without the quadratic term. For the binary form pass
+  ``t_real = T(x_r, x_f)`` and ``t_fake = T(x_f, x_r)``: the formulas are the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from tutorlib._validate import one_of, positive_float, positive_int
+
+KINDS = ("sgan", "wgan-gp", "qp")
+
+
+def _scores(name: str, t) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor of critic scores, got {type(t).__name__}")
+    if t.dim() == 2 and t.shape[1] == 1:
+        t = t[:, 0]
+    if t.dim() != 1 or t.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (batch,) or (batch, 1), got {tuple(t.shape)}")
+    return t
+
+
+def _pair(t_real, t_fake) -> tuple[torch.Tensor, torch.Tensor]:
+    t_real, t_fake = _scores("t_real", t_real), _scores("t_fake", t_fake)
+    return t_real, t_fake
+
+
+def rms_distance(x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
+    """Per-sample RMS L2 distance ``sqrt(mean_features (x_r - x_f)^2)``, shape (batch,)."""
+    if not isinstance(x_real, torch.Tensor) or not isinstance(x_fake, torch.Tensor):
+        raise ValueError("x_real and x_fake must be tensors")
+    if x_real.shape != x_fake.shape or x_real.dim() < 2:
+        raise ValueError(f"x_real and x_fake must have the same shape (batch, ...), "
+                         f"got {tuple(x_real.shape)} and {tuple(x_fake.shape)}")
+    return (x_real - x_fake).pow(2).flatten(1).mean(1).sqrt()
+
+
+def gradient_penalty(critic: Callable, x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP's ``E[(||grad_x T(x_hat)|| - 1)^2]`` at ``x_hat = e x_r + (1 - e) x_f``, ``e ~ U(0, 1)``."""
+    rms_distance(x_real, x_fake)  # validates the shapes
+    eps = torch.rand(x_real.shape[0], *([1] * (x_real.dim() - 1)), device=x_real.device, dtype=x_real.dtype)
+    x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+
+
+def critic_loss(kind: str, t_real, t_fake, x_real=None, x_fake=None, lam: float = 10.0,
+                critic: Callable | None = None) -> torch.Tensor:
+    """The critic's (discriminator's) loss, to be minimised; see the module docstring."""
+    one_of("kind", kind, KINDS)
+    t_real, t_fake = _pair(t_real, t_fake)
+    if kind == "sgan":
+        return F.softplus(-t_real).mean() + F.softplus(t_fake).mean()
+    lam = positive_float("lam", lam)
+    if x_real is None or x_fake is None:
+        raise ValueError(f"x_real and x_fake are needed for kind={kind!r}")
+    d = rms_distance(x_real, x_fake)
+    if kind == "wgan-gp":
+        if critic is None or not callable(critic):
+            raise ValueError("critic (the critic network) is needed for kind='wgan-gp'")
+        return t_fake.mean() - t_real.mean() + lam * gradient_penalty(critic, x_real, x_fake)
+    if t_real.shape != t_fake.shape or t_real.shape[0] != d.shape[0]:
+        raise ValueError(f"t_real, t_fake and the samples must share the batch size, got "
+                         f"{t_real.shape[0]}, {t_fake.shape[0]} and {d.shape[0]}")
+    delta = t_real - t_fake
+    return (-delta + delta.pow(2) / (2.0 * lam * d.clamp_min(1e-12))).mean()
+
+
+def generator_loss(kind: str, t_real, t_fake, saturating: bool = False) -> torch.Tensor:
+    """The generator's loss, to be minimised; ``saturating`` selects SGAN's original minimax form."""
+    one_of("kind", kind, KINDS)
+    t_real, t_fake = _pair(t_real, t_fake)
+    if kind == "sgan":
+        return -F.softplus(t_fake).mean() if saturating else F.softplus(-t_fake).mean()
+    if kind == "wgan-gp":
+        return -t_fake.mean()
+    return t_real.mean() - t_fake.mean()
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, spectral: bool = False) -> torch.nn.Sequential:
+    """A small ReLU MLP for the toy experiments; ``spectral=True`` wraps each layer in spectral normalisation."""
+    in_dim, out_dim = positive_int("in_dim", in_dim), positive_int("out_dim", out_dim)
+    hidden, depth = positive_int("hidden", hidden), positive_int("depth", depth)
+    wrap = torch.nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+    dims = [in_dim] + [hidden] * depth
+    layers: list[torch.nn.Module] = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [wrap(torch.nn.Linear(a, b)), torch.nn.ReLU()]
+    layers.append(wrap(torch.nn.Linear(dims[-1], out_dim)))
+    return torch.nn.Sequential(*layers)
+
+
+def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sample_real: Callable[[int], torch.Tensor],
+              sample_z: Callable[[int], torch.Tensor], steps: int, batch_size: int = 256, critic_steps: int = 2,
+              lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), lam: float = 10.0,
+              quadratic_in_generator: bool = False, saturating: bool = False, clip: float | None = None,
+              log_every: int = 10, desc: str | None = None, progress: bool | None = None,
+              checkpoint: str | Path | None = None, checkpoint_every: int = 500,
+              lr_generator: float | None = None, on_log: Callable[[int], dict] | None = None):
+    """Alternate ``critic_steps`` critic updates and one generator update, ``steps`` times.
+
+    ``sample_real(n)`` and ``sample_z(n)`` draw batches. ``clip`` clips the critic's weights to
+    ``[-clip, clip]`` after each update (the original WGAN). ``quadratic_in_generator`` puts GAN-QP's
+    quadratic term into the generator's loss too -- the mistake chapter 8 shows. ``lr_generator``
+    (default ``lr``) is the generator's learning rate; ``on_log(step)`` may return extra values to
+    log. Returns a :class:`tutorlib.train.History` with the ``critic`` and ``generator`` losses and
+    ``grad_g``, the norm of the generator loss's gradient w.r.t. the generator's parameters. Stops with
+    :class:`tutorlib.train.NonFiniteLossError` at the first NaN/inf loss; with ``checkpoint`` set,
+    saves both networks, both optimisers and the random state, and resumes from the file.
+    """
+    from tqdm.auto import tqdm
+
+    from tutorlib.runtime import progress_enabled
+    from tutorlib.train import History, NonFiniteLossError, _rng_state, _set_rng_state, load_checkpoint, save_checkpoint
+
+    one_of("kind", kind, KINDS)
+    steps, batch_size = positive_int("steps", steps), positive_int("batch_size", batch_size)
+    critic_steps, log_every = positive_int("critic_steps", critic_steps), positive_int("log_every", log_every)
+    lr, lam = positive_float("lr", lr), positive_float("lam", lam)
+    lr_generator = lr if lr_generator is None else positive_float("lr_generator", lr_generator)
+    if on_log is not None and not callable(on_log):
+        raise ValueError("on_log must be a callable (step -> dict of values to log) or None")
+    if clip is not None:
+        clip = positive_float("clip", clip)
+    if quadratic_in_generator and kind != "qp":
+        raise ValueError("quadratic_in_generator only applies to kind='qp'")
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr_generator, betas=betas)
+    opt_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+    history, start = History(), 0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.exists():
+        state = load_checkpoint(path)
+        generator.load_state_dict(state["generator"])
+        critic.load_state_dict(state["critic"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_c.load_state_dict(state["opt_c"])
+        history.load_state_dict(state["history"])
+        _set_rng_state(state["rng"])
+        start = int(state["step"])
+        print(f"resumed from {path} at step {start} of {steps}")
+
+    def snapshot(step):
+        return {"generator": generator.state_dict(), "critic": critic.state_dict(), "opt_g": opt_g.state_dict(),
+                "opt_c": opt_c.state_dict(), "history": history.state_dict(), "step": step, "rng": _rng_state()}
+
+    def check(loss, what, step):
+        if not torch.isfinite(loss.detach()):
+            raise NonFiniteLossError(f"the {what} loss became {loss.item()} at step {step}")
+
+    show = progress_enabled() if progress is None else progress
+    generator.train()
+    critic.train()
+    for step in tqdm(range(start, steps), initial=start, total=steps, desc=desc or kind, disable=not show):
+        for _ in range(critic_steps):
+            x_r = sample_real(batch_size)
+            with torch.no_grad():
+                x_f = generator(sample_z(batch_size))
+            loss_c = critic_loss(kind, critic(x_r), critic(x_f), x_r, x_f, lam=lam, critic=critic)
+            check(loss_c, "critic", step)
+            opt_c.zero_grad(set_to_none=True)
+            loss_c.backward()
+            opt_c.step()
+            if clip is not None:
+                with torch.no_grad():
+                    for prm in critic.parameters():
+                        prm.clamp_(-clip, clip)
+        x_r = sample_real(batch_size)
+        x_f = generator(sample_z(batch_size))
+        t_r, t_f = critic(x_r), critic(x_f)
+        loss_g = generator_loss(kind, t_r, t_f, saturating=saturating)
+        if quadratic_in_generator:
+            delta = (t_r - t_f).flatten()
+            loss_g = loss_g - (delta.pow(2) / (2.0 * lam * rms_distance(x_r, x_f).clamp_min(1e-12))).mean()
+        check(loss_g, "generator", step)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        if step % log_every == 0 or step == steps - 1:
+            grads = [prm.grad.norm() ** 2 for prm in generator.parameters() if prm.grad is not None]
+            values = {"critic": float(loss_c.detach()), "generator": float(loss_g.detach()),
+                      "grad_g": float(torch.stack(grads).sum().sqrt()) if grads else 0.0}
+            if on_log is not None:
+                values.update(on_log(step))
+            history.append(step, values)
+        opt_g.step()
+        if path is not None and (step + 1) % checkpoint_every == 0:
+            save_checkpoint(path, snapshot(step + 1))
+    if path is not None:
+        save_checkpoint(path, snapshot(steps))
+    return history
+
+
+def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, radius: float, min_fraction: float = 0.01):
+    """How well 2-D samples cover a mixture's modes.
+
+    Returns ``(covered, quality)``: the number of modes that receive at least ``min_fraction`` of
+    the samples within ``radius`` of their centre, and the fraction of samples within ``radius``
+    of some centre.
+    """
+    if not isinstance(samples, torch.Tensor) or samples.dim() != 2:
+        raise ValueError(f"samples must be a (n, dim) tensor, got {getattr(samples, 'shape', type(samples))}")
+    if not isinstance(centers, torch.Tensor) or centers.dim() != 2 or centers.shape[1] != samples.shape[1]:
+        raise ValueError("centers must be a (k, dim) tensor with the samples' dim")
+    radius = positive_float("radius", radius)
+    dist = torch.cdist(samples.float(), centers.float())
+    nearest, idx = dist.min(dim=1)
+    close = nearest <= radius
+    counts = torch.bincount(idx[close], minlength=centers.shape[0])
+    covered = int((counts >= min_fraction * samples.shape[0]).sum())
+    return covered, float(close.float().mean())
+
+
+def frechet_distance(mu1, cov1, mu2, cov2) -> float:
+    """Fréchet distance of two Gaussians: ``|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^{1/2})``."""
+    import numpy as np
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, float)), np.atleast_1d(np.asarray(mu2, float))
+    c1, c2 = np.atleast_2d(np.asarray(cov1, float)), np.atleast_2d(np.asarray(cov2, float))
+    if mu1.shape != mu2.shape or c1.shape != c2.shape or c1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"means and covariances must match: mu {mu1.shape}/{mu2.shape}, cov {c1.shape}/{c2.shape}")
+    covmean = np.real(linalg.sqrtm(c1 @ c2))
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(c1 + c2 - 2.0 * covmean))
+
+
+def feature_statistics(features: torch.Tensor):
+    """Mean and covariance of a (n, k) feature matrix, as float64 NumPy arrays."""
+    import numpy as np
+
+    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[0] < 2:
+        raise ValueError("features must be a (n, k) tensor with n >= 2")
+    f = features.detach().cpu().double().numpy()
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+__all__ = ["KINDS", "critic_loss", "frechet_distance", "feature_statistics", "generator_loss", "gradient_penalty",
+           "mlp", "mode_coverage", "rms_distance", "train_gan"]
+
+
+class PointGenerator(torch.nn.Module):
+    """A generator whose output is one learnable point: the distribution ``delta(x - theta)``."""
+
+    def __init__(self, start) -> None:
+        super().__init__()
+        start = torch.as_tensor(start, dtype=torch.float32).reshape(-1)
+        if not torch.isfinite(start).all():
+            raise ValueError(f"start must be a finite point, got {start}")
+        self.theta = torch.nn.Parameter(start.clone())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.theta.expand(z.shape[0], -1)
+
+
+LIPSCHITZ_METHODS = ("clip", "gp", "sn")
+
+
+def fit_wasserstein_critic(sample_p: Callable[[int], torch.Tensor], sample_q: Callable[[int], torch.Tensor],
+                           method: str, dim: int = 1, steps: int = 500, batch_size: int = 256, hidden: int = 64,
+                           lr: float = 1e-3, clip: float = 0.05, lam: float = 10.0):
+    """Train a critic to maximise ``E_p[T] - E_q[T]`` under one of the three ways of imposing the
+    Lipschitz constraint (chapter 7): ``"clip"`` (weights clipped to ``[-clip, clip]``), ``"gp"``
+    (gradient penalty with weight ``lam``) or ``"sn"`` (spectral normalisation of every layer).
+
+    Returns ``(critic, history)``; ``history["estimate"]`` is ``E_p[T] - E_q[T]`` on each batch.
+    """
+    from tutorlib.train import History
+
+    one_of("method", method, LIPSCHITZ_METHODS)
+    steps, batch_size = positive_int("steps", steps), positive_int("batch_size", batch_size)
+    clip, lam, lr = positive_float("clip", clip), positive_float("lam", lam), positive_float("lr", lr)
+    critic = mlp(positive_int("dim", dim), 1, hidden=hidden, spectral=method == "sn")
+    opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
+    history = History()
+    for step in range(steps):
+        x_p, x_q = sample_p(batch_size), sample_q(batch_size)
+        estimate = critic(x_p).mean() - critic(x_q).mean()
+        loss = -estimate
+        if method == "gp":
+            loss = loss + lam * gradient_penalty(critic, x_p, x_q)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if method == "clip":
+            with torch.no_grad():
+                for prm in critic.parameters():
+                    prm.clamp_(-clip, clip)
+        history.append(step, {"estimate": float(estimate.detach())})
+    critic.eval()
+    return critic, history
+
+
+def lipschitz_on_grid(critic: Callable, grid: torch.Tensor) -> float:
+    """The largest slope ``|T(x_{i+1}) - T(x_i)| / |x_{i+1} - x_i|`` of a 1-D critic on a sorted grid."""
+    if not isinstance(grid, torch.Tensor) or grid.dim() != 1 or grid.numel() < 2:
+        raise ValueError("grid must be a 1-D tensor of at least 2 sorted points")
+    with torch.no_grad():
+        t = critic(grid[:, None]).flatten()
+    return float(((t[1:] - t[:-1]).abs() / (grid[1:] - grid[:-1])).max())
+
+
+# --- full mode: GAN-QP vs WGAN-GP on MNIST, compared in a classifier's feature space ------------
+
+class DCGenerator(torch.nn.Module):
+    """A DCGAN-style generator: z (n, z_dim) -> images (n, 1, 28, 28) in [-1, 1]."""
+
+    def __init__(self, z_dim: int = 100, width: int = 64) -> None:
+        super().__init__()
+        self.z_dim, w = positive_int("z_dim", z_dim), positive_int("width", width)
+        self.fc = torch.nn.Sequential(torch.nn.Linear(self.z_dim, 2 * w * 7 * 7), torch.nn.BatchNorm1d(2 * w * 7 * 7),
+                                      torch.nn.ReLU())
+        self.net = torch.nn.Sequential(
+            torch.nn.ConvTranspose2d(2 * w, w, 4, 2, 1), torch.nn.BatchNorm2d(w), torch.nn.ReLU(),
+            torch.nn.ConvTranspose2d(w, 1, 4, 2, 1), torch.nn.Tanh())
+        self.width = w
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(z).view(z.shape[0], 2 * self.width, 7, 7))
+
+
+class DCCritic(torch.nn.Module):
+    """A DCGAN-style critic: images (n, 1, 28, 28) -> scores (n,). No batch norm (WGAN-GP needs none)."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        w = positive_int("width", width)
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(1, w, 4, 2, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv2d(w, 2 * w, 4, 2, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Flatten(), torch.nn.Linear(2 * w * 7 * 7, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[:, 0]
+
+
+class MnistClassifier(torch.nn.Module):
+    """A small convolutional MNIST classifier whose 128-d penultimate layer defines the feature space
+    of the book's Fréchet distance (not the Inception network of the FID literature)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(64 * 7 * 7, 128), torch.nn.ReLU())
+        self.head = torch.nn.Linear(128, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def classifier_frechet_distance(classifier: MnistClassifier, x_real: torch.Tensor, x_fake: torch.Tensor,
+                                batch_size: int = 500) -> float:
+    """Fréchet distance between real and generated images in ``classifier``'s feature space."""
+    def feats(x):
+        with torch.no_grad():
+            return torch.cat([classifier.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    classifier.eval()
+    return frechet_distance(*feature_statistics(feats(x_real)), *feature_statistics(feats(x_fake)))
+
+
+def run_mnist_gan(kind: str, steps: int | None = None, batch_size: int = 64, z_dim: int = 100, lam: float = 10.0,
+                  critic_steps: int = 2, lr: float = 2e-4, classifier_steps: int | None = None,
+                  n_eval: int = 10_000, width: int = 64, checkpoint_dir: str | Path | None = None,
+                  source: str = "auto", seed: int = 0) -> dict:
+    """Chapter 8's full-mode experiment: train a DCGAN-style pair on MNIST with ``kind`` ("qp" or
+    "wgan-gp") and Su's recipe (Adam 2e-4, beta1 = 0.5, 2 critic steps per generator step), then
+    measure the classifier-feature Fréchet distance between ``n_eval`` test images and samples.
+
+    ``steps`` defaults to 10,000 generator steps in full mode and 20 in quick mode. Checkpoints
+    (the GAN and the classifier) go to ``checkpoint_dir`` so an interrupted run resumes. Returns a
+    dict with ``frechet``, ``seconds``, ``steps``, ``history`` and 64 ``samples``.
+    """
+    import time
+
+    from tutorlib.data import mnist
+    from tutorlib.runtime import device as best_device
+    from tutorlib.runtime import run_mode
+    from tutorlib.train import Batches, train
+
+    one_of("kind", kind, ("qp", "wgan-gp"))
+    full = run_mode() == "full"
+    steps = positive_int("steps", steps if steps is not None else (10_000 if full else 20))
+    classifier_steps = positive_int("classifier_steps",
+                                    classifier_steps if classifier_steps is not None else (3000 if full else 20))
+    n_eval = positive_int("n_eval", n_eval, minimum=2)
+    dev = best_device()
+    torch.manual_seed(positive_int("seed", seed, minimum=0))
+    start = time.perf_counter()
+    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+
+    train_set, test_set = mnist("train", source=source), mnist("test", source=source)
+    x_train = (train_set.x.view(-1, 1, 28, 28) * 2 - 1).to(dev)  # [-1, 1], the generator's range
+    x_test = (test_set.x.view(-1, 1, 28, 28) * 2 - 1).to(dev)
+
+    classifier = MnistClassifier().to(dev)
+    opt = torch.optim.Adam(classifier.parameters(), lr=1e-3)
+    train(classifier, opt, lambda b: F.cross_entropy(classifier(b[0]), b[1]),
+          Batches(x_train, train_set.labels.to(dev), batch_size=min(128, len(x_train)), seed=seed),
+          classifier_steps, checkpoint=ckdir / "mnist_classifier.pt" if ckdir else None, desc="classifier")
+
+    generator, critic = DCGenerator(z_dim, width).to(dev), DCCritic(width).to(dev)
+    batches = Batches(x_train, batch_size=min(batch_size, len(x_train)), seed=seed)
+    counter = {"step": 0}
+
+    def sample_real(n):
+        counter["step"] += 1
+        return batches(counter["step"])[:n]
+
+    history = train_gan(generator, critic, kind, sample_real, lambda n: torch.randn(n, z_dim, device=dev), steps,
+                        batch_size=min(batch_size, len(x_train)), critic_steps=critic_steps, lr=lr, lam=lam,
+                        checkpoint=ckdir / f"mnist_gan_{kind}.pt" if ckdir else None, desc=f"MNIST {kind}")
+    generator.eval()
+    n_eval = min(n_eval, len(x_test))
+    with torch.no_grad():
+        fake = torch.cat([generator(torch.randn(min(500, n_eval - i), z_dim, device=dev))
+                          for i in range(0, n_eval, 500)])
+    frechet = classifier_frechet_distance(classifier, x_test[:n_eval], fake)
+    return {"kind": kind, "frechet": frechet, "seconds": time.perf_counter() - start, "steps": steps,
+            "history": history, "samples": ((fake[:64] + 1) / 2).cpu()}
+
+
+class OutputScale(torch.nn.Module):
+    """Multiplies a network's output by a constant: ``OutputScale(mlp(...), lam)``. With GAN-QP and
+    Adam, a critic whose output is scaled by ``lam`` trains the same way for every ``lam``."""
+
+    def __init__(self, net: torch.nn.Module, factor: float) -> None:
+        super().__init__()
+        self.net, self.factor = net, positive_float("factor", factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.factor * self.net(x)
