@@ -173,7 +173,7 @@ def test_dcgan_shapes_and_the_full_mode_path_on_a_tiny_configuration(tmp_path):
     out = gan.run_mnist_gan("qp", steps=3, batch_size=16, z_dim=8, width=4, classifier_steps=3, n_eval=32,
                             checkpoint_dir=tmp_path, source="subset")
     assert math.isfinite(out["frechet"]) and out["frechet"] > 0 and out["samples"].shape == (32, 1, 28, 28)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_classifier.pt", "mnist_gan_qp.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_classifier.pt", "mnist_gan_qp_z8_w4.pt"]
 
 
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
@@ -192,3 +192,15 @@ def test_output_scale_multiplies_the_output():
     assert torch.allclose(gan.OutputScale(net, 7.0)(x), 7.0 * net(x))
     with pytest.raises(ValueError, match="factor"):
         gan.OutputScale(net, 0.0)
+
+
+def test_binary_qp_form_uses_the_same_loss_with_paired_scores():
+    torch.manual_seed(0)
+    critic = gan.PairCritic(2, hidden=8)
+    t_rf, t_fr = critic(X_R, X_F), critic(X_F, X_R)
+    d = gan.rms_distance(X_R, X_F)
+    delta = t_rf - t_fr
+    by_hand = (-delta + delta**2 / (2 * 10.0 * d)).mean()
+    assert torch.allclose(gan.critic_loss("qp", t_rf, t_fr, X_R, X_F, lam=10.0), by_hand)
+    with pytest.raises(ValueError, match="x and y"):
+        critic(X_R, X_F[:, :1])

@@ -427,7 +427,7 @@ def run_mnist_gan(kind: str, steps: int | None = None, batch_size: int = 64, z_d
 
     history = train_gan(generator, critic, kind, sample_real, lambda n: torch.randn(n, z_dim, device=dev), steps,
                         batch_size=min(batch_size, len(x_train)), critic_steps=critic_steps, lr=lr, lam=lam,
-                        checkpoint=ckdir / f"mnist_gan_{kind}.pt" if ckdir else None, desc=f"MNIST {kind}")
+                        checkpoint=ckdir / f"mnist_gan_{kind}_z{z_dim}_w{width}.pt" if ckdir else None, desc=f"MNIST {kind}")
     generator.eval()
     n_eval = min(n_eval, len(x_test))
     with torch.no_grad():
@@ -448,3 +448,18 @@ class OutputScale(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.factor * self.net(x)
+
+
+class PairCritic(torch.nn.Module):
+    """GAN-QP's binary critic ``T(x_r, x_f)``: an MLP on the concatenated pair. For the losses pass
+    ``t_real = critic(x_r, x_f)`` and ``t_fake = critic(x_f, x_r)``."""
+
+    def __init__(self, dim: int, hidden: int = 64, depth: int = 2) -> None:
+        super().__init__()
+        self.dim = positive_int("dim", dim)
+        self.net = mlp(2 * self.dim, 1, hidden=hidden, depth=depth)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.shape != y.shape or x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x and y must both have shape (batch, {self.dim}), got {tuple(x.shape)} and {tuple(y.shape)}")
+        return self.net(torch.cat([x, y], dim=1))[:, 0]
