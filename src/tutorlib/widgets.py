@@ -195,3 +195,74 @@ def delta_distance_slider(static=(0.5, 2.0, 4.0)) -> None:
 def lambda_slider(static=(0.1, 1.0, 10.0)) -> None:
     """Chapter 8: the slider for GAN-QP's lambda."""
     explore(draw_qp_delta, "lam", LAMBDAS, static=static, value=10.0, title="QP-divergence of two deltas")
+
+
+# --- chapters 2-4 ----------------------------------------------------------------------------------
+
+def draw_sigma2(ax, sigma2: float, results: dict, originals):
+    """Chapter 2: originals, reconstructions and samples of the VAE trained with decoder variance ``sigma2``."""
+    import torch
+
+    from tutorlib.plotting import image_grid
+
+    if sigma2 not in results:
+        raise ValueError(f"sigma2 must be one of the trained values {sorted(results)}, got {sigma2}")
+    r = results[sigma2]
+    n = min(8, len(originals))
+    rows = torch.cat([originals[:n], r["recon"][:n], r["samples"][:n]])
+    image_grid(rows, shape=(28, 28), nrow=n, ax=ax)
+    ax.set_title(f"sigma^2 = {sigma2}: squared error {r['mse']:.1f}, KL {r['kl']:.1f} nats\n"
+                 "rows: data, reconstructions, samples", fontsize=8)
+    return ax
+
+
+def draw_prior_k(ax, k: int, results: dict):
+    """Chapter 3: decoded prior samples of the decoder trained with ``k`` shared prior samples, and
+    how many training images each of a batch's ``k`` z's wins."""
+    import torch
+
+    from tutorlib.plotting import image_grid
+
+    if k not in results:
+        raise ValueError(f"k must be one of the trained values {sorted(results)}, got {k}")
+    r = results[k]
+    image_grid(r["samples"][:16], shape=(28, 28), nrow=8, ax=ax)
+    wins = torch.bincount(r["assignment"], minlength=k).sort(descending=True).values
+    top = ", ".join(str(int(w)) for w in wins[:5])
+    ax.set_title(f"k = {k}: loss {r['loss']:.1f} nats; images won by the top z's: {top} (of {int(wins.sum())})",
+                 fontsize=8)
+    return ax
+
+
+def draw_iwae_k(ax, k: int, curves: dict):
+    """Chapter 3: ``L_k`` against ``k`` for each trained model, with the value at ``k`` marked."""
+    for name, (ks, values) in curves.items():
+        line, = ax.semilogx(ks, values, "o-", ms=3, label=name)
+        if k in ks:
+            v = values[list(ks).index(k)]
+            ax.plot([k], [v], "s", ms=8, mfc="none", color=line.get_color())
+    ax.axvline(k, color="k", lw=0.6, ls=":")
+    ax.set_xlabel("k (importance samples)")
+    ax.set_ylabel(r"$L_k$ on test images (nats)")
+    parts = [f"{n}: {v[list(ks).index(k)]:.1f}" for n, (ks, v) in curves.items() if k in ks]
+    ax.set_title(f"k = {k}: " + ", ".join(parts), fontsize=8)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def draw_gradient_n(ax, n: int, samples: dict, exact: float):
+    """Chapter 4: histograms of n-sample averages of the pathwise and score-function estimates of
+    one gradient component, against its exact value."""
+    import numpy as np
+
+    n = positive_int("n", n)
+    for name, per_sample in samples.items():
+        x = np.asarray(per_sample, dtype=float)
+        reps = len(x) // n
+        means = x[: reps * n].reshape(reps, n).mean(1)
+        ax.hist(means, bins=40, alpha=0.5, density=True, label=f"{name}: sd {means.std():.3f}")
+    ax.axvline(exact, color="k", lw=1, label=f"exact {exact:.3f}")
+    ax.set_xlabel(f"estimate from n = {n} samples")
+    ax.set_title(f"n = {n}", fontsize=9)
+    ax.legend(fontsize=7)
+    return ax
