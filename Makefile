@@ -13,6 +13,9 @@ BOOK_HTML   := _build/html
 # Quick mode on the embedded data, no progress bars in stored outputs, a predictable backend.
 export TUTORLIB_MODE     := quick
 export TUTORLIB_PROGRESS := 0
+# One torch thread: the book's models are small, and on a shared 2-core machine two threads
+# oversubscribe the cores (measured 30-40x slower per step under load, see benchmarks/RESULTS.md).
+export TUTORLIB_THREADS  := 1
 export PYTHONHASHSEED    := 0
 export PATH              := $(BIN):$(PATH)
 
@@ -25,7 +28,7 @@ CELL_TIMEOUT  ?= 600
 .PHONY: book test unit nbval book-check setup lock clean
 
 book: setup
-	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
 	@echo "The book is at $(BOOK_HTML)/index.html"
 
 test: setup unit nbval book-check

@@ -5,6 +5,8 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+torch.set_num_threads(1)  # small models; avoids oversubscribing a shared 2-core machine
+
 
 @pytest.fixture(autouse=True)
 def _quick_and_quiet(monkeypatch):

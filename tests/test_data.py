@@ -163,3 +163,8 @@ def test_load_rejects_a_file_that_is_not_mnist(tmp_path):
     np.savez(path, a=np.zeros(3))
     with pytest.raises(ValueError, match="not an MNIST npz"):
         data.load_mnist_npz(path, "train")
+
+
+def test_subset_prefixes_mix_the_classes():
+    test = data.mnist_subset("test")
+    assert len(torch.unique(test.labels[:50])) == 10

