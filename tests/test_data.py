@@ -168,3 +168,34 @@ def test_load_rejects_a_file_that_is_not_mnist(tmp_path):
 def test_subset_prefixes_mix_the_classes():
     test = data.mnist_subset("test")
     assert len(torch.unique(test.labels[:50])) == 10
+
+# --- toy 2-D sets ------------------------------------------------------------------------------
+
+def test_toy2d_shapes_and_geometry():
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    for name in data.TOY2D:
+        pts = data.toy2d(name, 500, generator=g())
+        assert pts.shape == (500, 2) and pts.dtype == torch.float32
+        assert torch.equal(pts, data.toy2d(name, 500, generator=g()))  # seeded: repeatable
+    moons = data.toy2d("moons", 4000, noise=0.0, generator=g())
+    d0 = (moons - torch.tensor([0.0, 0.0])).norm(dim=1)
+    d1 = (moons - torch.tensor([1.0, 0.5])).norm(dim=1)
+    assert torch.allclose(torch.minimum((d0 - 1).abs(), (d1 - 1).abs()), torch.zeros(4000), atol=1e-5)
+    assert 0.45 < float((moons[:, 1] > 0.25).float().mean()) < 0.55  # the two moons, half each
+    banana = data.toy2d("banana", 20_000, generator=g()).double()
+    residual = banana[:, 1] - (0.5 * banana[:, 0] ** 2 - 1)
+    assert float(residual.std()) == pytest.approx(0.25, rel=0.03)
+    assert float(residual.mean()) == pytest.approx(0.0, abs=0.01)
+    rings = data.toy2d("rings", 4000, noise=0.0, generator=g())
+    assert set(torch.round(rings.norm(dim=1), decimals=4).unique().tolist()) == {1.0, 2.0}
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(name="spiral"), "name"),
+    (dict(n=0), "n"),
+    (dict(noise=-0.1), "noise"),
+    (dict(noise=float("nan")), "noise"),
+])
+def test_toy2d_rejects_bad_arguments(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        data.toy2d(**kwargs)

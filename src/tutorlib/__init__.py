@@ -6,6 +6,8 @@ Every model, loss, estimator and widget that a chapter uses lives here, one conc
 - :mod:`tutorlib.data`         embedded MNIST subset, 8x8 digits, full MNIST download, binarize/dequantize
 - :mod:`tutorlib.integration`  quadrature vs Monte Carlo (chapter 1)
 - :mod:`tutorlib.divergences`  KL, Bhattacharyya (chapter 1) and the dual-form divergences (chapters 7-8)
+- :mod:`tutorlib.flows`        invertible layers with log-determinants, ``Flow``, ``NICE`` (chapter 5)
+- :mod:`tutorlib.metrics`      nats, bits per dimension and the dequantisation bound
 - :mod:`tutorlib.train`        one explicit training loop with progress, NaN guard and resumable checkpoints
 - :mod:`tutorlib.plotting`     one consistent plotting style
 - :mod:`tutorlib.widgets`      sliders over pure functions, with a static small-multiples fallback

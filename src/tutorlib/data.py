@@ -6,6 +6,7 @@
 - :func:`mnist`: full MNIST (60,000 / 10,000) from the cache, else downloaded (sha256-verified,
   written atomically), else -- when no network is reachable -- the embedded subset with a warning.
 - :func:`binarize`, :func:`dequantize`: how pixels become binary or continuous data.
+- :func:`toy2d`: toy 2-D point clouds (two moons, a banana, two rings) for flows and GANs.
 
 The download cache is ``$TUTORLIB_DATA`` if set, else ``~/.cache/tutorlib``.
 """
@@ -281,3 +282,38 @@ def delta(a) -> Callable[[int], torch.Tensor]:
         return a.expand(positive_int("n", n), -1).clone()
 
     return sample
+
+# --- toy 2-D data sets ------------------------------------------------------------------------
+
+TOY2D = ("moons", "banana", "rings")
+
+
+def toy2d(name: str = "moons", n: int = 2000, noise: float | None = None,
+          generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` points of a toy 2-D distribution, a float32 tensor (n, 2).
+
+    - ``"moons"``: two interleaved half circles (radius 1, centres (0, 0) and (1, 0.5)), Gaussian
+      noise of standard deviation ``noise`` (default 0.08);
+    - ``"banana"``: ``a ~ N(0, 1)``, ``b = a^2/2 - 1 + noise * N(0, 1)`` (default noise 0.25): a
+      density a single additive coupling represents exactly;
+    - ``"rings"``: two concentric circles of radius 1 and 2, radial noise (default 0.08).
+    """
+    one_of("name", name, TOY2D)
+    n = positive_int("n", n)
+    noise = {"moons": 0.08, "banana": 0.25, "rings": 0.08}[name] if noise is None else noise
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0 or noise == float("inf"):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    randn = lambda *shape: torch.randn(*shape, generator=generator)  # noqa: E731
+    if name == "moons":
+        t = rand(n) * np.pi
+        upper = rand(n) < 0.5
+        x = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
+        y = torch.where(upper, torch.sin(t), 0.5 - torch.sin(t))
+        return torch.stack((x, y), dim=1) + noise * randn(n, 2)
+    if name == "banana":
+        a = randn(n)
+        return torch.stack((a, 0.5 * a**2 - 1 + noise * randn(n)), dim=1)
+    t = rand(n) * 2 * np.pi
+    r = torch.where(rand(n) < 0.5, 1.0, 2.0) + noise * randn(n)
+    return torch.stack((r * torch.cos(t), r * torch.sin(t)), dim=1)

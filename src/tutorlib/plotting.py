@@ -122,3 +122,72 @@ def errors_vs_budget(curves, ax=None, legend: bool = True):
     if legend:
         ax.legend(loc="lower left")
     return ax
+
+
+# --- chapter 5 -------------------------------------------------------------------------------
+
+def density_grid(log_prob, lo, hi, n: int = 200):
+    """``exp(log_prob)`` on an ``n x n`` grid of cell midpoints over ``[lo[0], hi[0]] x [lo[1], hi[1]]``.
+
+    Returns ``(X, Y, density)`` as NumPy arrays of shape (n, n); ``log_prob`` maps an (m, 2)
+    float64 tensor to (m,) (a model in float64, or a wrapper that casts).
+    """
+    n = positive_int("n", n)
+    (x0, y0), (x1, y1) = [tuple(float(v) for v in p) for p in (lo, hi)]
+    if not (x1 > x0 and y1 > y0):
+        raise ValueError(f"hi must be greater than lo in both coordinates, got lo={lo}, hi={hi}")
+    gx = x0 + (x1 - x0) * (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    gy = y0 + (y1 - y0) * (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    X, Y = torch.meshgrid(gx, gy, indexing="xy")
+    with torch.no_grad():
+        dens = log_prob(torch.stack((X.reshape(-1), Y.reshape(-1)), dim=1)).exp().reshape(n, n)
+    return X.numpy(), Y.numpy(), dens.double().cpu().numpy()
+
+
+def density_2d(log_prob, lo, hi, n: int = 200, ax=None, data=None, title: str | None = None):
+    """Chapter 5: filled contours of a 2-D density ``exp(log_prob)``, with optional data points."""
+    X, Y, dens = density_grid(log_prob, lo, hi, n)
+    ax = _ax(ax, figsize=(4.2, 3.6))
+    ax.contourf(X, Y, dens, levels=30, cmap="viridis")
+    if data is not None:
+        pts = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
+        ax.scatter(pts[:, 0], pts[:, 1], s=1, c="white", alpha=0.5, lw=0)
+    ax.set_aspect("equal")
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def matrix_image(matrix, ax=None, title: str | None = None):
+    """Chapter 5: a (Jacobian) matrix as an image: blue negative, white zero, red positive."""
+    m = matrix.detach().cpu().double().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix, float)
+    if m.ndim != 2:
+        raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
+    ax = _ax(ax, figsize=(3.2, 3.2))
+    vmax = float(np.abs(m).max()) or 1.0
+    ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def scales_image(model, shape: tuple[int, int] = (28, 28), ax=None, title: str | None = None):
+    """Chapter 5: the prior standard deviations that NICE's scale layer learned
+    (:meth:`tutorlib.flows.NICE.prior_std`, log10), each drawn at the pixel its latent coordinate
+    sits on. Dark = collapsed (small sigma)."""
+    std = model.prior_std().cpu().double()
+    if std.numel() != shape[0] * shape[1]:
+        raise ValueError(f"shape {shape} does not hold the model's {std.numel()} dimensions")
+    img = torch.empty_like(std)
+    img[model.positions()] = std.log10()
+    ax = _ax(ax, figsize=(3.6, 3.2))
+    im = ax.imshow(img.reshape(shape).numpy(), cmap="magma", interpolation="nearest")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=r"$\log_{10}\sigma_i$")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax

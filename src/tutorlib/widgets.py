@@ -13,6 +13,7 @@ import math
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
+import torch
 
 from tutorlib._validate import positive_int
 
@@ -266,3 +267,67 @@ def draw_gradient_n(ax, n: int, samples: dict, exact: float):
     ax.set_title(f"n = {n}", fontsize=9)
     ax.legend(fontsize=7)
     return ax
+
+# --- chapter 5 -------------------------------------------------------------------------------
+
+TEMPERATURES = (0.1, 0.25, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0)
+LATENT_RANKS = tuple(range(1, 13))
+LATENT_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+
+
+def draw_temperature(ax, temperature: float, model, n: int = 36, seed: int = 0, shape=(28, 28)):
+    """Chapter 5: ``n`` samples of ``model`` at ``temperature`` (the same seed, hence the same
+    underlying prior draws, for every temperature), clipped to [0, 1] for display."""
+    n = positive_int("n", n)
+    gen = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
+    x = model.sample(n, temperature, generator=gen)
+    if not torch.isfinite(x).all():
+        raise FloatingPointError(f"sampling at temperature {temperature} gave non-finite values")
+    from tutorlib.plotting import image_grid
+
+    image_grid(x.clamp(0, 1), shape, nrow=math.ceil(math.sqrt(n)), ax=ax)
+    ax.set_title(f"T = {temperature}", fontsize=10)
+    return ax
+
+
+def temperature_slider(model, static=(0.5, 0.8, 1.0), n: int = 36, seed: int = 0, shape=(28, 28)) -> None:
+    """Chapter 5: the slider for the sampling temperature ``T`` (annealing)."""
+    draw = functools.partial(draw_temperature, model=model, n=n, seed=seed, shape=shape)
+    explore(draw, "T", TEMPERATURES, static=static, value=0.8, panel=(3.4, 3.6), title="samples at temperature T")
+
+
+def latent_order(model) -> torch.Tensor:
+    """Chapter 5: NICE's latent coordinates from the widest prior (largest ``sigma_i``) down."""
+    return torch.argsort(model.prior_std().cpu(), descending=True, stable=True)
+
+
+def draw_latent_dimension(ax, rank: int, model, z0: torch.Tensor, values=LATENT_VALUES, shape=(28, 28)):
+    """Chapter 5: set the latent coordinate with the ``rank``-th largest prior std ``sigma_i`` of the code
+    ``z0`` (one row vector) to each of ``values``, all else fixed, and draw the decoded images."""
+    rank = positive_int("rank", rank)
+    if rank > model.dim:
+        raise ValueError(f"rank must be at most the dimension {model.dim}, got {rank}")
+    if not isinstance(z0, torch.Tensor) or z0.shape != (1, model.dim):
+        raise ValueError(f"z0 must be a tensor of shape (1, {model.dim}), got "
+                         f"{tuple(z0.shape) if isinstance(z0, torch.Tensor) else type(z0).__name__}")
+    values = [float(v) for v in values]
+    k = int(latent_order(model)[rank - 1])
+    z = z0.detach().repeat(len(values), 1)
+    z[:, k] = torch.tensor(values, dtype=z.dtype, device=z.device)
+    with torch.no_grad():
+        x = model.inverse(z)
+    from tutorlib.plotting import image_grid
+
+    image_grid(x.clamp(0, 1), shape, nrow=len(values), ax=ax)
+    sigma = float(model.prior_std()[k])
+    pixel = int(model.positions()[k])
+    ax.set_title(f"rank {rank}: z[{k}] (pixel row {pixel // shape[1]}, col {pixel % shape[1]}), "
+                 f"sigma = {sigma:.2f}\nz[{k}] = {values[0]:g} ... {values[-1]:g}", fontsize=8)
+    return ax
+
+
+def latent_dimension_slider(model, z0: torch.Tensor, static=(1, 2, 3), shape=(28, 28)) -> None:
+    """Chapter 5: the slider over which latent coordinate to vary (by rank of its ``sigma_i``)."""
+    draw = functools.partial(draw_latent_dimension, model=model, z0=z0, shape=shape)
+    explore(draw, "rank", LATENT_RANKS, static=static, value=1, ncols=1, panel=(7.0, 1.9),
+            title="vary one latent coordinate")

@@ -1,0 +1,533 @@
+"""Normalizing flows: invertible layers with a cheap log-determinant, and NICE (chapter 5).
+
+Every layer maps a batch ``x`` to ``(y, logdet)`` with ``forward`` and back with ``inverse``:
+
+- ``forward(x) -> (y, logdet)``: ``y = f(x)`` and ``logdet[i] = ln|det df/dx|`` at ``x[i]``,
+  a tensor of shape ``(batch,)``;
+- ``inverse(y) -> x``: ``f^{-1}(y)``.
+
+Layers on flat vectors take ``x`` of shape ``(batch, dim)``:
+
+- :class:`AdditiveCoupling`: ``h1 = x1, h2 = x2 + m(x1)`` (log-det 0), NICE's layer;
+- :class:`AffineCoupling`: ``h1 = x1, h2 = s(x1) * x2 + t(x1)`` (log-det ``sum ln s``), RealNVP/Glow's;
+- :class:`Scale`: ``y = s * x`` with a learned ``s > 0`` (log-det ``sum ln s``), NICE's last layer;
+- :class:`Reverse`, :class:`Interleave` (and :class:`Permutation`): reorder the coordinates
+  (``|det| = 1``, log-det 0).
+
+:class:`Squeeze` reshapes images ``(batch, C, H, W) -> (batch, 4C, H/2, W/2)``. :class:`Flow` chains
+layers (log-dets add). :class:`NICE` is the model of Dinh et al. (2014) with a Gaussian or
+logistic prior: ``log_prob(x)`` and ``sample(n, temperature)``.
+
+In the book's notation the flow ``f`` maps data ``x`` to the latent ``z`` (the encoder) and its
+inverse ``g = f^{-1}`` generates.
+
+Log-determinants are always computed from log-scales (``sum ln s`` as a sum of parameters or of
+``log``-space network outputs), never as the log of a product of scales, so they stay accurate in
+float32 for any dimension.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tutorlib._validate import one_of, positive_float, positive_int
+
+PARTITIONS = ("even", "odd", "first", "second")
+PRIORS = ("gaussian", "logistic")
+AFFINE_SCALES = ("exp-tanh", "sigmoid")
+
+
+def _even_dim(value, name: str = "dim") -> int:
+    value = positive_int(name, value, minimum=2)
+    if value % 2:
+        raise ValueError(f"{name} must be even to split the coordinates into two halves, got {value}")
+    return value
+
+
+def _check_batch(name: str, x, dim: int) -> torch.Tensor:
+    """``x`` must be a floating-point tensor of shape (batch, dim)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor of shape (batch, {dim}), "
+                         f"got {type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype}")
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (batch, {dim}), got {tuple(x.shape)}")
+    return x
+
+
+def mlp(d_in: int, d_out: int, hidden: int = 1000, depth: int = 5, zero_last: bool = True) -> nn.Sequential:
+    """The coupling function ``m``: ``depth`` hidden layers of ``hidden`` ReLU units, a linear output.
+
+    With ``zero_last`` the output layer starts at zero, so a fresh coupling is the identity and
+    training starts from the prior (the usual initialisation for flows).
+    """
+    d_in, d_out = positive_int("d_in", d_in), positive_int("d_out", d_out)
+    hidden, depth = positive_int("hidden", hidden), positive_int("depth", depth)
+    layers: list[nn.Module] = []
+    width = d_in
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    last = nn.Linear(width, d_out)
+    if zero_last:
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+    layers.append(last)
+    return nn.Sequential(*layers)
+
+
+class FlowLayer(nn.Module):
+    """Base class: an invertible map of ``(batch, dim)`` tensors with ``forward`` and ``inverse``."""
+
+    dim: int
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def positions(self, index: torch.Tensor) -> torch.Tensor:
+        """Where each output coordinate comes from: ``index`` permuted as the layer permutes ``x``.
+
+        Couplings and scalings keep every coordinate in its place; only permutations move them.
+        """
+        return index
+
+    @staticmethod
+    def _zeros(x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(x.shape[0])
+
+
+class _Coupling(FlowLayer):
+    """The split ``x -> (x1, x2)`` and merge shared by the coupling layers.
+
+    ``partition`` says which coordinates are ``x1`` (kept, and fed to the network):
+    ``"even"``/``"odd"`` indices (NICE's interleaved partition) or the ``"first"``/``"second"`` half.
+    """
+
+    def __init__(self, dim: int, partition: str) -> None:
+        super().__init__()
+        self.dim = _even_dim(dim)
+        self.partition = one_of("partition", partition, PARTITIONS)
+        self.half = self.dim // 2
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x1, x2)``: the kept and the transformed coordinates."""
+        p = self.partition
+        if p == "even":
+            return x[:, 0::2], x[:, 1::2]
+        if p == "odd":
+            return x[:, 1::2], x[:, 0::2]
+        if p == "first":
+            return x[:, :self.half], x[:, self.half:]
+        return x[:, self.half:], x[:, :self.half]
+
+    def merge(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`split`."""
+        p = self.partition
+        if p == "even":
+            return torch.stack((x1, x2), dim=-1).reshape(x1.shape[0], self.dim)
+        if p == "odd":
+            return torch.stack((x2, x1), dim=-1).reshape(x1.shape[0], self.dim)
+        if p == "first":
+            return torch.cat((x1, x2), dim=-1)
+        return torch.cat((x2, x1), dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, partition={self.partition!r}"
+
+
+class AdditiveCoupling(_Coupling):
+    """NICE's additive coupling: ``h1 = x1``, ``h2 = x2 + m(x1)``; inverse ``x2 = h2 - m(h1)``.
+
+    The Jacobian is triangular with ones on the diagonal, so ``ln|det| = 0``. ``m`` is ``net``
+    if given (any module mapping ``dim/2`` numbers to ``dim/2``), else an :func:`mlp` with
+    ``depth`` hidden layers of ``hidden`` ReLU units.
+    """
+
+    def __init__(self, dim: int, partition: str = "even", hidden: int = 1000, depth: int = 5,
+                 net: nn.Module | None = None) -> None:
+        super().__init__(dim, partition)
+        if net is not None and not isinstance(net, nn.Module):
+            raise ValueError(f"net must be a torch.nn.Module or None, got {type(net).__name__}")
+        self.m = net if net is not None else mlp(self.half, self.half, hidden, depth)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x1, x2 = self.split(_check_batch("x", x, self.dim))
+        return self.merge(x1, x2 + self.m(x1)), self._zeros(x)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        h1, h2 = self.split(_check_batch("y", y, self.dim))
+        return self.merge(h1, h2 - self.m(h1))
+
+
+class AffineCoupling(_Coupling):
+    """The affine coupling of RealNVP and Glow: ``h1 = x1``, ``h2 = s(x1) * x2 + t(x1)``.
+
+    Inverse ``x2 = (h2 - t(h1)) / s(h1)``; ``ln|det| = sum ln s(x1)``. The network outputs
+    ``(a, t)`` and the log-scale is computed directly in log space (never as ``log(s)``):
+    ``scale="exp-tanh"``: ``ln s = tanh(a)`` (so ``s`` in ``(1/e, e)``); ``scale="sigmoid"``
+    (Glow): ``ln s = logsigmoid(a + 2)``. With ``s = 1`` it is the additive coupling.
+    ``net``, if given, must map ``dim/2`` numbers to ``dim`` (``a`` and ``t``).
+    """
+
+    def __init__(self, dim: int, partition: str = "even", hidden: int = 1000, depth: int = 5,
+                 net: nn.Module | None = None, scale: str = "exp-tanh") -> None:
+        super().__init__(dim, partition)
+        if net is not None and not isinstance(net, nn.Module):
+            raise ValueError(f"net must be a torch.nn.Module or None, got {type(net).__name__}")
+        self.scale = one_of("scale", scale, AFFINE_SCALES)
+        self.net = net if net is not None else mlp(self.half, 2 * self.half, hidden, depth)
+
+    def log_scale_and_shift(self, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, t = self.net(x1).chunk(2, dim=-1)
+        log_s = torch.tanh(a) if self.scale == "exp-tanh" else F.logsigmoid(a + 2.0)
+        return log_s, t
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x1, x2 = self.split(_check_batch("x", x, self.dim))
+        log_s, t = self.log_scale_and_shift(x1)
+        return self.merge(x1, x2 * log_s.exp() + t), log_s.sum(dim=-1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        h1, h2 = self.split(_check_batch("y", y, self.dim))
+        log_s, t = self.log_scale_and_shift(h1)
+        return self.merge(h1, (h2 - t) * (-log_s).exp())
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", scale={self.scale!r}"
+
+
+class Scale(FlowLayer):
+    """NICE's scaling layer: ``y = s * x`` with a learned vector ``s = exp(log_scale) > 0``.
+
+    ``ln|det| = sum_i ln s_i = log_scale.sum()``, the same for every example. With a standard
+    prior on ``y`` it is the same model as a prior with standard deviations ``sigma_i = 1/s_i``
+    on the unscaled ``x``: a large ``s_i`` is a dimension the model collapses.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = positive_int("dim", dim)
+        self.log_scale = nn.Parameter(torch.zeros(self.dim))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_batch("x", x, self.dim)
+        return x * self.log_scale.exp(), self.log_scale.sum().expand(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        _check_batch("y", y, self.dim)
+        return y * (-self.log_scale).exp()
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Permutation(FlowLayer):
+    """Reorder the coordinates: ``y = x[:, perm]``. A permutation matrix has ``det = +-1``, log-det 0."""
+
+    def __init__(self, perm) -> None:
+        super().__init__()
+        perm = torch.as_tensor(perm, dtype=torch.long)
+        if perm.ndim != 1 or perm.numel() == 0 or not torch.equal(perm.sort().values, torch.arange(perm.numel())):
+            raise ValueError(f"perm must be a permutation of 0..n-1, got {perm.tolist()[:12]}")
+        self.dim = perm.numel()
+        self.register_buffer("perm", perm, persistent=False)
+        self.register_buffer("inverse_perm", torch.argsort(perm), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _check_batch("x", x, self.dim)[:, self.perm], self._zeros(x)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return _check_batch("y", y, self.dim)[:, self.inverse_perm]
+
+    def positions(self, index: torch.Tensor) -> torch.Tensor:
+        return index[self.perm.to(index.device)]
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Reverse(Permutation):
+    """Reverse the order of the coordinates (NICE/Su: before each coupling after the first).
+
+    With the interleaved partition and an even ``dim``, reversing maps even indices to odd ones,
+    so the next coupling transforms the half that the previous one kept.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(torch.arange(positive_int("dim", dim) - 1, -1, -1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _check_batch("x", x, self.dim).flip(-1), self._zeros(x)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return _check_batch("y", y, self.dim).flip(-1)
+
+
+class Interleave(Permutation):
+    """Even-indexed coordinates first, then the odd ones (inverse: interleave them back).
+
+    It turns NICE's interleaved partition into a first-half / second-half one.
+    """
+
+    def __init__(self, dim: int) -> None:
+        dim = _even_dim(dim)
+        super().__init__(torch.cat((torch.arange(0, dim, 2), torch.arange(1, dim, 2))))
+
+
+class Squeeze(FlowLayer):
+    """Trade space for channels: ``(batch, C, H, W) -> (batch, 4C, H/2, W/2)`` (RealNVP, Glow).
+
+    Each 2x2 block of pixels becomes four channels; a permutation, so the log-det is 0.
+    """
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, c, h, w = self._check(x, "x")
+        y = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        return y.reshape(n, 4 * c, h // 2, w // 2), self._zeros(x)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        n, c4, h2, w2 = self._check(y, "y", squeezed=True)
+        x = y.reshape(n, c4 // 4, 2, 2, h2, w2).permute(0, 1, 4, 2, 5, 3)
+        return x.reshape(n, c4 // 4, 2 * h2, 2 * w2)
+
+    @staticmethod
+    def _check(x, name: str, squeezed: bool = False) -> tuple[int, int, int, int]:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{name} must be a tensor of shape (batch, C, H, W), got {got}")
+        n, c, h, w = x.shape
+        if squeezed and c % 4:
+            raise ValueError(f"{name} must have a multiple of 4 channels to unsqueeze, got {c}")
+        if not squeezed and (h % 2 or w % 2):
+            raise ValueError(f"{name} must have an even height and width to squeeze, got {h}x{w}")
+        return n, c, h, w
+
+
+class Flow(FlowLayer):
+    """A composition ``f = f_L o ... o f_1``: ``forward`` applies the layers in order and adds their
+    log-dets (the chain rule: determinants multiply); ``inverse`` undoes them in reverse order."""
+
+    def __init__(self, layers: Iterable[nn.Module]) -> None:
+        super().__init__()
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers must not be empty")
+        bad = [type(m).__name__ for m in layers if not (isinstance(m, nn.Module) and hasattr(m, "inverse"))]
+        if bad:
+            raise ValueError(f"layers must be flow layers (modules with forward and inverse), got {bad}")
+        self.layers = nn.ModuleList(layers)
+        self.dim = getattr(layers[0], "dim", None)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logdet = x.new_zeros(x.shape[0]) if isinstance(x, torch.Tensor) else None
+        for layer in self.layers:
+            x, ld = layer(x)
+            logdet = logdet + ld
+        return x, logdet
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        for layer in reversed(self.layers):
+            y = layer.inverse(y)
+        return y
+
+    def positions(self, index: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            index = layer.positions(index)
+        return index
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+
+def sample_logistic(shape, generator: torch.Generator | None = None, dtype=torch.float32,
+                    device=None) -> torch.Tensor:
+    """Standard logistic draws ``ln u - ln(1 - u)``, ``u ~ U(0, 1)``, with ``u`` kept inside
+    ``[eps, 1 - eps]`` so that no draw is infinite (|z| <= 15.9 in float32, 36.0 in float64)."""
+    eps = torch.finfo(dtype).eps
+    u = torch.rand(shape, generator=generator, dtype=dtype, device=device).clamp(eps, 1 - eps)
+    return u.log() - (-u).log1p()
+
+
+def prior_log_prob(z: torch.Tensor, prior: str) -> torch.Tensor:
+    """``ln q(z)`` summed over the last dimension for a factorised standard prior.
+
+    ``"gaussian"``: ``-z^2/2 - ln(2 pi)/2`` per coordinate; ``"logistic"``:
+    ``-ln(1 + e^z) - ln(1 + e^-z)`` per coordinate (written with softplus, stable for any z).
+    """
+    one_of("prior", prior, PRIORS)
+    if prior == "gaussian":
+        return -0.5 * (z * z).sum(dim=-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+    return -(F.softplus(z) + F.softplus(-z)).sum(dim=-1)
+
+
+class NICE(nn.Module):
+    """NICE (Dinh, Krueger & Bengio, 2014): additive couplings, then a diagonal scaling.
+
+    The layers, from data ``x`` to latent ``z``: ``couplings`` :class:`AdditiveCoupling` layers on
+    the interleaved partition (the even coordinates condition the odd ones), with a
+    :class:`Reverse` between consecutive couplings so that the two halves alternate, then a
+    :class:`Scale`. Each coupling's ``m`` is an MLP with ``depth`` hidden layers of ``hidden``
+    ReLU units and a linear output. ``prior``: ``"gaussian"`` (Su) or ``"logistic"`` (the paper's
+    choice for MNIST), standard and factorised.
+
+    - ``forward(x) -> (z, logdet)`` and ``inverse(z) -> x``;
+    - ``log_prob(x)``: the continuous log-density ``ln q(z) + ln|det dz/dx|`` per example, in nats;
+    - ``sample(n, temperature=1.0)``: ``x = f^{-1}(T z0)`` with ``z0`` from the prior (annealing).
+    """
+
+    def __init__(self, dim: int, hidden: int = 1000, depth: int = 5, couplings: int = 4,
+                 prior: str = "gaussian") -> None:
+        super().__init__()
+        self.dim = _even_dim(dim)
+        self.hidden, self.depth = positive_int("hidden", hidden), positive_int("depth", depth)
+        self.couplings = positive_int("couplings", couplings)
+        self.prior = one_of("prior", prior, PRIORS)
+        layers: list[nn.Module] = []
+        for i in range(self.couplings):
+            if i > 0:
+                layers.append(Reverse(self.dim))
+            layers.append(AdditiveCoupling(self.dim, "even", self.hidden, self.depth))
+        layers.append(Scale(self.dim))
+        self.flow = Flow(layers)
+
+    @property
+    def scale(self) -> Scale:
+        """The final scaling layer (``scale.log_scale`` are the learned ``ln s_i``)."""
+        return self.flow[-1]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z, logdet)``: the latent code of ``x`` and ``ln|det dz/dx|`` per example."""
+        return self.flow(_check_batch("x", x, self.dim))
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator ``x = f^{-1}(z)``."""
+        return self.flow.inverse(_check_batch("z", z, self.dim))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``ln q(x) = ln q(z) + ln|det dz/dx|`` with ``z = f(x)``, per example (nats)."""
+        z, logdet = self.forward(x)
+        return prior_log_prob(z, self.prior) + logdet
+
+    def sample_latent(self, n: int, temperature: float = 1.0,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` prior draws multiplied by ``temperature`` (``N(0, T^2 I)`` for the Gaussian prior)."""
+        n = positive_int("n", n)
+        temperature = positive_float("temperature", temperature)
+        p = self.scale.log_scale
+        gen_device = generator.device if generator is not None else p.device
+        if self.prior == "gaussian":
+            z = torch.randn(n, self.dim, generator=generator, dtype=p.dtype, device=gen_device)
+        else:
+            z = sample_logistic((n, self.dim), generator=generator, dtype=p.dtype, device=gen_device)
+        return temperature * z.to(p.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples ``x = f^{-1}(z)``, ``z`` = ``temperature`` times a prior draw (no gradients)."""
+        return self.inverse(self.sample_latent(n, temperature, generator))
+
+    def prior_std(self) -> torch.Tensor:
+        """The standard deviations of the prior that the scale layer implies on the last
+        coupling's output ``h``: ``c / s_i``, with ``c = 1`` for the Gaussian prior and
+        ``c = pi / sqrt(3)`` (the logistic's standard deviation) for the logistic one."""
+        c = 1.0 if self.prior == "gaussian" else math.pi / math.sqrt(3.0)
+        return c * (-self.scale.log_scale.detach()).exp()
+
+    def positions(self) -> torch.Tensor:
+        """``positions()[k]``: the coordinate of ``x`` that ``z[:, k]`` sits on (couplings keep
+        coordinates in place; the reversals move them). Use it to draw ``z``-space quantities,
+        such as the learned scales, as images: ``image[positions()] = values``."""
+        return self.flow.positions(torch.arange(self.dim))
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, hidden={self.hidden}, depth={self.depth}, couplings={self.couplings}, "
+                f"prior={self.prior!r}")
+
+
+def randomize_(module: nn.Module, std: float = 1.0, generator: torch.Generator | None = None) -> nn.Module:
+    """Re-initialise every parameter with random values (in place) and return the module.
+
+    Weights of a linear layer become ``N(0, std^2 / fan_in)``, every other parameter (biases,
+    log-scales) ``N(0, (std/2)^2)``. Fresh flows are the identity (their last layers start at
+    zero); tests and demonstrations use this to get a non-trivial flow without training.
+    """
+    std = positive_float("std", std)
+    with torch.no_grad():
+        for mod in module.modules():
+            if isinstance(mod, nn.Linear):
+                w = torch.randn(mod.weight.shape, generator=generator, dtype=mod.weight.dtype)
+                mod.weight.copy_(w * std / math.sqrt(mod.in_features))
+                if mod.bias is not None:
+                    mod.bias.copy_(torch.randn(mod.bias.shape, generator=generator, dtype=mod.bias.dtype) * std / 2)
+            elif isinstance(mod, Scale):
+                mod.log_scale.copy_(torch.randn(mod.dim, generator=generator, dtype=mod.log_scale.dtype) * std / 2)
+    return module
+
+
+@torch.no_grad()
+def interpolate(flow: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8) -> torch.Tensor:
+    """Decode straight lines between latent codes: ``f^{-1}((1 - t) f(x_a) + t f(x_b))`` for
+    ``steps`` values of ``t`` from 0 to 1. ``x_a``, ``x_b``: (dim,) or (n, dim); returns
+    (steps, dim) or (n, steps, dim)."""
+    steps = positive_int("steps", steps, minimum=2)
+    if not isinstance(x_a, torch.Tensor) or not isinstance(x_b, torch.Tensor) or x_a.shape != x_b.shape:
+        raise ValueError("x_a and x_b must be tensors of the same shape, (dim,) or (n, dim)")
+    single = x_a.ndim == 1
+    a, b = (x_a[None], x_b[None]) if single else (x_a, x_b)
+    z_a, z_b = flow(a)[0], flow(b)[0]
+    t = torch.linspace(0, 1, steps, dtype=z_a.dtype, device=z_a.device)[None, :, None]
+    z = (1 - t) * z_a[:, None] + t * z_b[:, None]
+    x = flow.inverse(z.reshape(-1, z_a.shape[-1])).reshape(z.shape)
+    return x[0] if single else x
+
+
+def train_nice(model: NICE, pixels: torch.Tensor, steps: int, *, batch_size: int = 200, lr: float = 1e-3,
+               scale_lr: float | None = None, levels: int = 256, seed: int = 0, checkpoint=None,
+               checkpoint_every: int = 2000, log_every: int = 10, desc: str = "NICE",
+               progress: bool | None = None):
+    """Chapter 5's recipe: maximum likelihood on freshly dequantised batches of integer ``pixels``.
+
+    Each step draws a batch of ``pixels`` (n, D) with :class:`tutorlib.train.Batches` (indexing
+    on the pixels' device: keep the whole set there as one tensor), dequantises it as
+    ``(pixel + u) / levels`` and takes an Adam step (``eps = 1e-4`` as in the paper, default
+    betas) on the mean ``-ln q(x)`` in nats. ``scale_lr`` (default ``lr``) is the learning
+    rate of the scale layer's ``log_scale``. With ``checkpoint`` set, the run is saved and
+    resumed by :func:`tutorlib.train.train`. Returns the :class:`tutorlib.train.History`.
+    """
+    from tutorlib.data import dequantize
+    from tutorlib.train import Batches, train
+
+    if not isinstance(model, NICE):
+        raise ValueError(f"model must be a NICE model, got {type(model).__name__}")
+    if not isinstance(pixels, torch.Tensor) or pixels.ndim != 2 or pixels.shape[1] != model.dim:
+        got = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
+        raise ValueError(f"pixels must be a tensor of shape (n, {model.dim}), got {got}")
+    lr = positive_float("lr", lr)
+    scale_lr = lr if scale_lr is None else positive_float("scale_lr", scale_lr)
+    levels = positive_int("levels", levels, minimum=2)
+    nets = [p for name, p in model.named_parameters() if not name.endswith("log_scale")]
+    optimizer = torch.optim.Adam([{"params": nets}, {"params": [model.scale.log_scale], "lr": scale_lr}],
+                                 lr=lr, eps=1e-4)
+
+    def loss_fn(batch: torch.Tensor) -> torch.Tensor:
+        return -model.log_prob(dequantize(batch, levels=levels)).mean()
+
+    batches = Batches(pixels, batch_size=batch_size, seed=seed)
+    history = train(model, optimizer, loss_fn, batches, steps, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every, log_every=log_every, desc=desc, progress=progress)
+    model.eval()
+    return history

@@ -1,0 +1,94 @@
+"""Chapter 5's drawing functions, sliders and plots, called directly (as the widgets call them)."""
+
+import math
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from tutorlib import flows, plotting, widgets
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A small random NICE on 28x28 images with a known spread of scales."""
+    m = flows.NICE(784, hidden=16, depth=2, prior="gaussian")
+    flows.randomize_(m, std=0.5, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        m.scale.log_scale.copy_(torch.linspace(-1.0, 6.0, 784))
+    return m.eval()
+
+
+def test_draw_temperature_shows_the_samples_of_that_temperature(model):
+    fig, ax = plt.subplots()
+    for t in widgets.TEMPERATURES:  # every slider value draws finite samples
+        ax.clear()
+        widgets.draw_temperature(ax, t, model, n=9, seed=3)
+        assert ax.get_title() == f"T = {t}"
+    shown = ax.images[0].get_array()
+    expected = model.sample(9, 2.0, generator=torch.Generator().manual_seed(3)).clamp(0, 1)
+    ref_ax = plotting.image_grid(expected, (28, 28), nrow=3)
+    assert shown.shape == (3 * 29 - 1, 3 * 29 - 1)
+    assert (shown == ref_ax.images[0].get_array()).all()
+
+
+def test_latent_order_and_one_dimension_strip(model):
+    order = widgets.latent_order(model)
+    # log_scale increases with the index, so the widest prior (smallest s) is coordinate 0
+    assert order[:3].tolist() == [0, 1, 2]
+    z0 = torch.zeros(1, 784)
+    fig, ax = plt.subplots()
+    widgets.draw_latent_dimension(ax, 2, model, z0, values=(-1.0, 0.0, 1.0))
+    pixel = int(model.positions()[1])
+    assert f"z[1] (pixel row {pixel // 28}, col {pixel % 28})" in ax.get_title()
+    assert f"sigma = {math.exp(-float(model.scale.log_scale[1].detach())):.2f}" in ax.get_title()
+    z = z0.repeat(3, 1)
+    z[:, 1] = torch.tensor([-1.0, 0.0, 1.0])
+    expected = plotting.image_grid(model.inverse(z).detach().clamp(0, 1), (28, 28), nrow=3)
+    assert (ax.images[0].get_array() == expected.images[0].get_array()).all()
+
+
+def test_sliders_draw_their_static_views(model, capsys):
+    widgets.temperature_slider(model, static=(0.5, 1.0), n=4)
+    widgets.latent_dimension_slider(model, torch.zeros(1, 784), static=(1, 12))
+    out = capsys.readouterr().out
+    assert "T = 0.5, 1.0" in out and "rank = 1, 12" in out
+
+
+def test_density_grid_integrates_a_gaussian_to_one():
+    normal = torch.distributions.MultivariateNormal(torch.tensor([0.5, -0.2], dtype=torch.float64),
+                                                    torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=torch.float64))
+    X, Y, dens = plotting.density_grid(normal.log_prob, (-6, -6), (6, 6), n=300)
+    assert dens.shape == (300, 300) and dens.sum() * (12 / 300) ** 2 == pytest.approx(1.0, abs=1e-6)
+    # the maximum sits at the mean
+    i, j = divmod(int(dens.argmax()), 300)
+    assert abs(X[i, j] - 0.5) < 0.05 and abs(Y[i, j] + 0.2) < 0.05
+    ax = plotting.density_2d(normal.log_prob, (-3, -3), (3, 3), n=50, data=torch.zeros(3, 2), title="g")
+    assert ax.get_title() == "g"
+
+
+def test_scales_image_puts_each_std_at_its_pixel(model):
+    ax = plotting.scales_image(model)
+    img = torch.as_tensor(ax.images[0].get_array().data).reshape(-1)
+    expected = torch.empty(784, dtype=torch.float64)
+    expected[model.positions()] = model.prior_std().double().log10()
+    torch.testing.assert_close(img, expected)
+    # 4 couplings = 3 reversals: latent coordinate 0 (the widest) sits on the last pixel
+    assert float(img[783]) == pytest.approx(math.log10(math.exp(1.0)))
+    m = plotting.matrix_image(torch.eye(3), title="J")
+    assert m.get_title() == "J"
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda m: widgets.draw_latent_dimension(None, 0, m, torch.zeros(1, 784)), "rank"),
+    (lambda m: widgets.draw_latent_dimension(None, 785, m, torch.zeros(1, 784)), "rank"),
+    (lambda m: widgets.draw_latent_dimension(None, 1, m, torch.zeros(784)), "z0"),
+    (lambda m: widgets.draw_temperature(None, 0.5, m, n=0), "n"),
+    (lambda m: widgets.draw_temperature(plt.subplots()[1], 0.0, m, n=4), "temperature"),
+    (lambda m: plotting.density_grid(lambda x: x[:, 0], (1, 0), (0, 1)), "hi"),
+    (lambda m: plotting.scales_image(m, shape=(27, 27)), "shape"),
+    (lambda m: plotting.matrix_image(torch.zeros(3)), "matrix"),
+])
+def test_bad_arguments_raise_value_errors_naming_them(model, call, name):
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        call(model)
