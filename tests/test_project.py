@@ -153,3 +153,13 @@ def test_book_checker_finds_a_missing_page(tmp_path):
     html = _fake_book(tmp_path, GOOD_CHAPTER)
     (html / "book" / "intro.html").unlink()
     assert check_book.check(html, root=tmp_path) == [f"book/intro: no page {html / 'book' / 'intro.html'}"]
+
+
+def test_bibliography_parses_and_holds_every_cited_key():
+    from pybtex.database import parse_file
+
+    keys = set(parse_file(str(ROOT / "book" / "references.bib")).entries)
+    sources = [p.read_text() for p in CHAPTERS] + [p.read_text() for p in (ROOT / "book").glob("*.md")]
+    cited = {k.strip() for text in sources for group in re.findall(r"\{cite(?::[a-z]+)?\}`([^`]+)`", text)
+             for k in group.split(",")}
+    assert cited and cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
