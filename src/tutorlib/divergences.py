@@ -394,17 +394,22 @@ def wasserstein_primal(p, q, points, distance=None) -> float:
     return float(res.fun)
 
 
-def qp_optimal_critic(p, q, points, lam: float, distance=None):
-    """GAN-QP's pointwise optimum ``D_ij = T(x_i, x_j) - T(x_j, x_i)``:
-    ``lam d_ij (p_i q_j - p_j q_i) / (p_i q_j + p_j q_i)`` (0 where both products vanish)."""
+def _qp_pairs(p, q, points, lam, distance):
+    """``lam``, the distances ``d_ij``, and ``p_i q_j - p_j q_i`` and ``p_i q_j + p_j q_i`` for every pair."""
     import numpy as np
 
     lam = positive_float("lam", lam)
     pts = _as_points(points)
     p, q = _as_prob("p", p, len(pts)), _as_prob("q", q, len(pts))
-    d = _distance_matrix(pts, distance)
-    num = np.outer(p, q) - np.outer(q, p)
-    den = np.outer(p, q) + np.outer(q, p)
+    return lam, _distance_matrix(pts, distance), np.outer(p, q) - np.outer(q, p), np.outer(p, q) + np.outer(q, p)
+
+
+def qp_optimal_critic(p, q, points, lam: float, distance=None):
+    """GAN-QP's pointwise optimum ``D_ij = T(x_i, x_j) - T(x_j, x_i)``:
+    ``lam d_ij (p_i q_j - p_j q_i) / (p_i q_j + p_j q_i)`` (0 where both products vanish)."""
+    import numpy as np
+
+    lam, d, num, den = _qp_pairs(p, q, points, lam, distance)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, lam * d * num / np.where(den > 0, den, 1.0), 0.0)
 
@@ -414,12 +419,7 @@ def qp_divergence(p, q, points, lam: float, distance=None) -> float:
     (p_i q_j + p_j q_i)`` -- ``lam`` times a lambda-free divergence (derived in chapter 8)."""
     import numpy as np
 
-    lam = positive_float("lam", lam)
-    pts = _as_points(points)
-    p, q = _as_prob("p", p, len(pts)), _as_prob("q", q, len(pts))
-    d = _distance_matrix(pts, distance)
-    num = np.outer(p, q) - np.outer(q, p)
-    den = np.outer(p, q) + np.outer(q, p)
+    lam, d, num, den = _qp_pairs(p, q, points, lam, distance)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(den > 0, d * num**2 / np.where(den > 0, den, 1.0), 0.0)
     return float(lam / 4.0 * terms.sum())

@@ -122,12 +122,13 @@ def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sa
     log. Returns a :class:`tutorlib.train.History` with the ``critic`` and ``generator`` losses and
     ``grad_g``, the norm of the generator loss's gradient w.r.t. the generator's parameters. Stops with
     :class:`tutorlib.train.NonFiniteLossError` at the first NaN/inf loss; with ``checkpoint`` set,
-    saves both networks, both optimisers and the random state, and resumes from the file.
+    saves both networks, both optimisers and the random state every ``checkpoint_every`` steps, at
+    the end, and on an interruption that comes between two steps' updates, and resumes from the file.
     """
     from tqdm.auto import tqdm
 
     from tutorlib.runtime import progress_enabled
-    from tutorlib.train import History, NonFiniteLossError, _rng_state, _set_rng_state, load_checkpoint, save_checkpoint
+    from tutorlib.train import History, NonFiniteLossError, _rng_state, restore, save_checkpoint, snapshot
 
     one_of("kind", kind, KINDS)
     steps, batch_size = positive_int("steps", steps), positive_int("batch_size", batch_size)
@@ -143,21 +144,11 @@ def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sa
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr_generator, betas=betas)
     opt_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
     history, start = History(), 0
+    parts = {"generator": generator, "critic": critic, "opt_g": opt_g, "opt_c": opt_c}
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
-        state = load_checkpoint(path)
-        generator.load_state_dict(state["generator"])
-        critic.load_state_dict(state["critic"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_c.load_state_dict(state["opt_c"])
-        history.load_state_dict(state["history"])
-        _set_rng_state(state["rng"])
-        start = int(state["step"])
+        start = restore(path, parts, history)
         print(f"resumed from {path} at step {start} of {steps}")
-
-    def snapshot(step):
-        return {"generator": generator.state_dict(), "critic": critic.state_dict(), "opt_g": opt_g.state_dict(),
-                "opt_c": opt_c.state_dict(), "history": history.state_dict(), "step": step, "rng": _rng_state()}
 
     def check(loss, what, step):
         if not torch.isfinite(loss.detach()):
@@ -166,42 +157,53 @@ def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sa
     show = progress_enabled() if progress is None else progress
     generator.train()
     critic.train()
-    for step in tqdm(range(start, steps), initial=start, total=steps, desc=desc or kind, disable=not show):
-        for _ in range(critic_steps):
-            x_r = sample_real(batch_size)
-            with torch.no_grad():
-                x_f = generator(sample_z(batch_size))
-            loss_c = critic_loss(kind, critic(x_r), critic(x_f), x_r, x_f, lam=lam, critic=critic)
-            check(loss_c, "critic", step)
-            opt_c.zero_grad(set_to_none=True)
-            loss_c.backward()
-            opt_c.step()
-            if clip is not None:
+    # as in tutorlib.train.train: `completed` steps and the random state after them can be saved
+    # consistently on an interruption, except while the weights are being updated
+    completed, rng, updating = start, _rng_state(), False
+    try:
+        for step in tqdm(range(start, steps), initial=start, total=steps, desc=desc or kind, disable=not show):
+            for _ in range(critic_steps):
+                x_r = sample_real(batch_size)
                 with torch.no_grad():
-                    for prm in critic.parameters():
-                        prm.clamp_(-clip, clip)
-        x_r = sample_real(batch_size)
-        x_f = generator(sample_z(batch_size))
-        t_r, t_f = critic(x_r), critic(x_f)
-        loss_g = generator_loss(kind, t_r, t_f, saturating=saturating)
-        if quadratic_in_generator:
-            delta = (t_r - t_f).flatten()
-            loss_g = loss_g - (delta.pow(2) / (2.0 * lam * rms_distance(x_r, x_f).clamp_min(1e-12))).mean()
-        check(loss_g, "generator", step)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        if step % log_every == 0 or step == steps - 1:
-            grads = [prm.grad.norm() ** 2 for prm in generator.parameters() if prm.grad is not None]
-            values = {"critic": float(loss_c.detach()), "generator": float(loss_g.detach()),
-                      "grad_g": float(torch.stack(grads).sum().sqrt()) if grads else 0.0}
-            if on_log is not None:
-                values.update(on_log(step))
-            history.append(step, values)
-        opt_g.step()
-        if path is not None and (step + 1) % checkpoint_every == 0:
-            save_checkpoint(path, snapshot(step + 1))
+                    x_f = generator(sample_z(batch_size))
+                loss_c = critic_loss(kind, critic(x_r), critic(x_f), x_r, x_f, lam=lam, critic=critic)
+                check(loss_c, "critic", step)
+                opt_c.zero_grad(set_to_none=True)
+                loss_c.backward()
+                updating = True  # from the first update of this step until it completes
+                opt_c.step()
+                if clip is not None:
+                    with torch.no_grad():
+                        for prm in critic.parameters():
+                            prm.clamp_(-clip, clip)
+            x_r = sample_real(batch_size)
+            x_f = generator(sample_z(batch_size))
+            t_r, t_f = critic(x_r), critic(x_f)
+            loss_g = generator_loss(kind, t_r, t_f, saturating=saturating)
+            if quadratic_in_generator:
+                delta = (t_r - t_f).flatten()
+                loss_g = loss_g - (delta.pow(2) / (2.0 * lam * rms_distance(x_r, x_f).clamp_min(1e-12))).mean()
+            check(loss_g, "generator", step)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            if step % log_every == 0 or step == steps - 1:
+                grads = [prm.grad.norm() ** 2 for prm in generator.parameters() if prm.grad is not None]
+                values = {"critic": float(loss_c.detach()), "generator": float(loss_g.detach()),
+                          "grad_g": float(torch.stack(grads).sum().sqrt()) if grads else 0.0}
+                if on_log is not None:
+                    values.update(on_log(step))
+                history.append(step, values)
+            opt_g.step()
+            completed, rng, updating = step + 1, _rng_state(), False
+            if path is not None and completed % checkpoint_every == 0:
+                save_checkpoint(path, snapshot(parts, history, completed, rng))
+    except KeyboardInterrupt:
+        if path is not None and not updating:
+            save_checkpoint(path, snapshot(parts, history, completed, rng))
+            print(f"interrupted after {completed} steps; checkpoint saved to {path}: run the same call again to resume")
+        raise
     if path is not None:
-        save_checkpoint(path, snapshot(steps))
+        save_checkpoint(path, snapshot(parts, history, steps, _rng_state()))
     return history
 
 

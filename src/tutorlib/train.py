@@ -139,6 +139,23 @@ def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+def restore(path: str | os.PathLike, parts: dict, history: History) -> int:
+    """Load a checkpoint into ``parts`` (name -> object with ``load_state_dict``) and ``history``,
+    restore the random state, and return the number of completed steps."""
+    state = load_checkpoint(path)
+    for name, obj in parts.items():
+        obj.load_state_dict(state[name])
+    history.load_state_dict(state["history"])
+    _set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def snapshot(parts: dict, history: History, step: int, rng: dict) -> dict:
+    """A checkpoint: every part's state dict, the history, the completed steps and the random state."""
+    return {**{name: obj.state_dict() for name, obj in parts.items()}, "history": history.state_dict(),
+            "step": step, "rng": rng}
+
+
 def _as_dict(out) -> dict[str, torch.Tensor]:
     if isinstance(out, torch.Tensor):
         out = {"loss": out}
@@ -182,19 +199,11 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Cal
     from tutorlib.runtime import progress_enabled
 
     history, start = History(), 0
+    parts = {"model": model, "optimizer": optimizer}
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and resume and path.exists():
-        state = load_checkpoint(path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history.load_state_dict(state["history"])
-        _set_rng_state(state["rng"])
-        start = int(state["step"])
+        start = restore(path, parts, history)
         print(f"resumed from {path} at step {start} of {steps}")
-
-    def snapshot(step: int, rng: dict) -> dict:
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "history": history.state_dict(), "rng": rng}
 
     show = progress_enabled() if progress is None else progress
     last_finite = math.nan
@@ -228,13 +237,13 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Cal
                 updating = False
                 bar.update(1)
                 if path is not None and completed % checkpoint_every == 0:
-                    save_checkpoint(path, snapshot(completed, rng))
+                    save_checkpoint(path, snapshot(parts, history, completed, rng))
         except KeyboardInterrupt:
             if path is not None and not updating:
-                save_checkpoint(path, snapshot(completed, rng))
+                save_checkpoint(path, snapshot(parts, history, completed, rng))
                 print(f"interrupted after {completed} steps; checkpoint saved to {path}: "
                       f"run the same call again to resume")
             raise
     if path is not None:
-        save_checkpoint(path, snapshot(steps, _rng_state()))
+        save_checkpoint(path, snapshot(parts, history, steps, _rng_state()))
     return history
