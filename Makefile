@@ -9,6 +9,11 @@ STAMP       := $(VENV)/.tutorlib-installed
 LOCK        := requirements-lock.txt
 TORCH_PIN   := torch==2.13.0
 BOOK_HTML   := _build/html
+# MathJax is served from the book's own static files (no CDN): fetched from the npm registry at
+# set-up time, not committed. The browser test drives Debian's Chromium (installed if missing).
+MATHJAX_VERSION := 3.2.2
+MATHJAX     := book/_static/mathjax/tex-chtml.js
+CHROMIUM    ?= /usr/bin/chromium
 
 # Quick mode on the embedded data, no progress bars in stored outputs, a predictable backend.
 export TUTORLIB_MODE     := quick
@@ -25,7 +30,7 @@ NBVAL_TIMEOUT ?= 1500
 BOOK_TIMEOUT  ?= 1500
 CELL_TIMEOUT  ?= 600
 
-.PHONY: book test unit nbval book-check setup lock clean
+.PHONY: book test unit nbval book-check browser-check setup lock clean
 
 book: setup
 	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
@@ -45,7 +50,21 @@ book-check: setup
 	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
 	$(BIN)/python tools/check_book.py $(BOOK_HTML)
 
-setup: $(STAMP)
+# Not yet part of `make test`: the theme's own scripts still raise two JavaScript errors on every
+# page (sphinx-thebe declares THEBE_JS_URL twice; pydata-sphinx-theme logs an empty theme mode).
+browser-check: setup $(CHROMIUM)
+	timeout 600 $(BIN)/python tools/browser_check.py $(BOOK_HTML) --chromium $(CHROMIUM) --screenshots _build/screenshots
+
+setup: $(STAMP) $(MATHJAX)
+
+$(MATHJAX):
+	rm -rf .cache/mathjax && mkdir -p .cache/mathjax book/_static/mathjax
+	cd .cache/mathjax && npm pack --silent mathjax@$(MATHJAX_VERSION)
+	tar -xzf .cache/mathjax/mathjax-$(MATHJAX_VERSION).tgz -C book/_static/mathjax --strip-components=2 package/es5
+	test -s $(MATHJAX)
+
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,4 +79,4 @@ lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^torch==' > $(LOCK)
 
 clean:
-	rm -rf _build $(VENV)
+	rm -rf _build $(VENV) .cache book/_static/mathjax
