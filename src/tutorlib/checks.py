@@ -32,13 +32,13 @@ def _as_array(name: str, value) -> np.ndarray:
 
 
 def compare(label: str, lhs, rhs, *, rtol: float = 1e-6, atol: float = 0.0,
-            names: tuple[str, str] = ("lhs", "rhs"), digits: int = 6) -> float:
+            names: tuple[str, str] = ("lhs", "rhs"), digits: int = 6) -> None:
     """Print ``lhs`` and ``rhs`` and raise :class:`IdentityError` unless they agree.
 
     They agree when ``|lhs - rhs| <= atol + rtol * |rhs|`` elementwise (infinities agree only
     with an infinity of the same sign). ``names`` says how each side was computed. For a Monte
-    Carlo estimate against a closed form, pass ``atol`` = a few standard errors. Returns the
-    largest absolute difference.
+    Carlo estimate against a closed form, pass ``atol`` = a few standard errors. Returns nothing
+    (so a comparison on a notebook's last line prints no stray value).
     """
     if not isinstance(label, str) or not label:
         raise ValueError(f"label must be a non-empty string, got {label!r}")
@@ -71,4 +71,3 @@ def compare(label: str, lhs, rhs, *, rtol: float = 1e-6, atol: float = 0.0,
             f"{label}: {names[0]} = {fmt(a)} and {names[1]} = {fmt(b)} differ by {worst:.3e}, "
             f"more than the tolerance (atol={atol:g}, rtol={rtol:g})"
         )
-    return worst

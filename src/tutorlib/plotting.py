@@ -106,6 +106,7 @@ def quadrature_vs_samples(problem, n: int, ax=None, seed: int = 0):
     ax.set_title(f"n = {n}\nquadrature {q:.4f} | sampling {mc:.4f} | exact {problem.exact:.4f}", fontsize=9)
     ax.set_ylim(-0.18, 1.7)
     ax.set_xlabel("x")
+    ax.set_ylabel("p(x)")
     return ax
 
 
