@@ -52,9 +52,8 @@ def test_kl_uniform_finite_against_quadrature_and_infinite_outside_support():
 
 def test_kl_monte_carlo_is_infinite_where_q_has_no_mass():
     p = torch.distributions.Uniform(0.0, 2.0)
-    q = torch.distributions.Uniform(1.0, 3.0)
 
-    def log_q(x):
+    def log_q(x):  # log density of U[1, 3]
         inside = (x >= 1) & (x < 3)
         return torch.where(inside, torch.full_like(x, -math.log(2)), torch.full_like(x, -math.inf))
 

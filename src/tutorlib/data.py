@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from tutorlib._validate import finite_float, one_of, positive_int
+from tutorlib._validate import finite_float, one_of, positive_float, positive_int
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -252,12 +252,7 @@ class Mixture2D:
 def ring(n_modes: int = 8, radius: float = 2.0, std: float = 0.05) -> Mixture2D:
     """``n_modes`` Gaussians evenly spaced on a circle of ``radius`` (the classic mode-collapse test)."""
     n_modes = positive_int("n_modes", n_modes)
-    radius = finite_float("radius", radius)
-    if radius <= 0:
-        raise ValueError(f"radius must be > 0, got {radius}")
-    from tutorlib._validate import positive_float
-
-    std = positive_float("std", std)
+    radius, std = positive_float("radius", radius), positive_float("std", std)
     angles = torch.arange(n_modes) * (2 * torch.pi / n_modes)
     return Mixture2D(centers=radius * torch.stack([angles.cos(), angles.sin()], dim=1), std=std)
 
@@ -265,8 +260,6 @@ def ring(n_modes: int = 8, radius: float = 2.0, std: float = 0.05) -> Mixture2D:
 def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> Mixture2D:
     """``side x side`` Gaussians on a square grid centred at 0, ``spacing`` apart."""
     side = positive_int("side", side)
-    from tutorlib._validate import positive_float
-
     spacing, std = positive_float("spacing", spacing), positive_float("std", std)
     ticks = (torch.arange(side) - (side - 1) / 2) * spacing
     return Mixture2D(centers=torch.cartesian_prod(ticks, ticks).float(), std=std)

@@ -153,8 +153,6 @@ _T_BOUND = 60.0  # |T| <= 60 in the table solvers: e^-60 is far below float64 re
 
 
 def _as_prob(name: str, p, n: int | None = None):
-    import numpy as np
-
     arr = np.asarray(p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else p, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array of probabilities, got shape {arr.shape}")
@@ -168,8 +166,6 @@ def _as_prob(name: str, p, n: int | None = None):
 
 
 def _as_points(points):
-    import numpy as np
-
     arr = np.asarray(points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -180,8 +176,6 @@ def _as_points(points):
 
 def _distance_matrix(points, distance):
     """Pairwise distances d(x_i, x_j); ``distance`` is None/'l2' (Euclidean), 'l1' or a callable."""
-    import numpy as np
-
     if distance is None or distance == "l2":
         diff = points[:, None, :] - points[None, :, :]
         return np.sqrt((diff**2).sum(-1))
@@ -224,7 +218,6 @@ def _maximise(objective, x0, bounds=None):
 
 
 def _sgan_dual(p, q):
-    import numpy as np
     from scipy.special import expit, log_expit
 
     def objective(t):
@@ -238,8 +231,6 @@ def _sgan_dual(p, q):
 
 def _kl_dual(p, q):
     """f-GAN's dual of KL(p || q): sup_T E_p[T] - E_q[exp(T - 1)]; +inf when p has mass where q has none."""
-    import numpy as np
-
     def objective(t):
         e = np.exp(t - 1.0)
         return p @ t - q @ e, p - q * e
@@ -253,7 +244,6 @@ def _kl_dual(p, q):
 
 def _wgan_dual(p, q, d):
     """max_T sum (p - q) T  s.t. |T_i - T_j| <= d_ij: a linear programme (HiGHS)."""
-    import numpy as np
     from scipy.optimize import linprog
 
     n = len(p)
@@ -275,8 +265,6 @@ def _wgan_dual(p, q, d):
 
 def _qp_dual(p, q, d, lam):
     """max over the table T(x_i, x_j) of sum_ij p_i q_j [D_ij - D_ij^2 / (2 lam d_ij)], D_ij = T_ij - T_ji."""
-    import numpy as np
-
     n = len(p)
     w = np.outer(p, q)
     with np.errstate(divide="ignore"):
@@ -335,8 +323,6 @@ def delta_divergence(kind: str, alpha, beta, lam: float | None = None, distance=
     ``d(alpha, beta)`` for ``"wgan"``, ``lam * d(alpha, beta) / 2`` for ``"qp"``, ``inf`` for ``"kl"``;
     0 for every kind when ``alpha == beta``.
     """
-    import numpy as np
-
     one_of("kind", kind, DUAL_KINDS)
     a = np.atleast_1d(np.asarray(alpha, dtype=np.float64))
     b = np.atleast_1d(np.asarray(beta, dtype=np.float64))
@@ -352,8 +338,6 @@ def delta_divergence(kind: str, alpha, beta, lam: float | None = None, distance=
 
 def js_divergence(p, q) -> float:
     """Jensen-Shannon divergence ``1/2 KL(p || m) + 1/2 KL(q || m)``, ``m = (p + q) / 2`` (nats)."""
-    import numpy as np
-
     p, q = _as_prob("p", p), _as_prob("q", q, len(_as_prob("p", p)))
     m = 0.5 * (p + q)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -364,8 +348,6 @@ def js_divergence(p, q) -> float:
 
 def kl_discrete(p, q) -> float:
     """``KL(p || q) = sum p ln(p / q)`` for discrete distributions; ``inf`` where q = 0 < p."""
-    import numpy as np
-
     p = _as_prob("p", p)
     q = _as_prob("q", q, len(p))
     if ((q == 0) & (p > 0)).any():
@@ -377,7 +359,6 @@ def kl_discrete(p, q) -> float:
 def wasserstein_primal(p, q, points, distance=None) -> float:
     """Wasserstein-1 distance from the primal optimal-transport linear programme
     ``min sum pi_ij d_ij`` over couplings ``pi`` with marginals ``p`` and ``q``."""
-    import numpy as np
     from scipy.optimize import linprog
 
     pts = _as_points(points)
@@ -396,8 +377,6 @@ def wasserstein_primal(p, q, points, distance=None) -> float:
 
 def _qp_pairs(p, q, points, lam, distance):
     """``lam``, the distances ``d_ij``, and ``p_i q_j - p_j q_i`` and ``p_i q_j + p_j q_i`` for every pair."""
-    import numpy as np
-
     lam = positive_float("lam", lam)
     pts = _as_points(points)
     p, q = _as_prob("p", p, len(pts)), _as_prob("q", q, len(pts))
@@ -407,8 +386,6 @@ def _qp_pairs(p, q, points, lam, distance):
 def qp_optimal_critic(p, q, points, lam: float, distance=None):
     """GAN-QP's pointwise optimum ``D_ij = T(x_i, x_j) - T(x_j, x_i)``:
     ``lam d_ij (p_i q_j - p_j q_i) / (p_i q_j + p_j q_i)`` (0 where both products vanish)."""
-    import numpy as np
-
     lam, d, num, den = _qp_pairs(p, q, points, lam, distance)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, lam * d * num / np.where(den > 0, den, 1.0), 0.0)
@@ -417,8 +394,6 @@ def qp_optimal_critic(p, q, points, lam: float, distance=None):
 def qp_divergence(p, q, points, lam: float, distance=None) -> float:
     """The closed-form value of the QP-divergence: ``(lam / 4) * sum_ij d_ij (p_i q_j - p_j q_i)^2 /
     (p_i q_j + p_j q_i)`` -- ``lam`` times a lambda-free divergence (derived in chapter 8)."""
-    import numpy as np
-
     lam, d, num, den = _qp_pairs(p, q, points, lam, distance)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(den > 0, d * num**2 / np.where(den > 0, den, 1.0), 0.0)

@@ -164,8 +164,10 @@ class VAE(torch.nn.Module):
             return loss, log_lik.argmax(dim=0), z[:, 0]
         return loss
 
+    @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0) -> torch.Tensor:
-        """``n`` decoder means (Bernoulli probabilities or Gaussian means) at ``z ~ N(0, T^2 I)``."""
+        """``n`` decoder means (Bernoulli probabilities or Gaussian means) at ``z ~ N(0, T^2 I)``
+        (no gradient: samples are for looking at)."""
         n, temperature = positive_int("n", n), positive_float("temperature", temperature)
         ref = next(self.parameters())
         z = temperature * torch.randn(n, self.z_dim, device=ref.device, dtype=ref.dtype)
