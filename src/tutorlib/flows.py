@@ -11,12 +11,14 @@ Layers on flat vectors take ``x`` of shape ``(batch, dim)``:
 - :class:`AdditiveCoupling`: ``h1 = x1, h2 = x2 + m(x1)`` (log-det 0), NICE's layer;
 - :class:`AffineCoupling`: ``h1 = x1, h2 = s(x1) * x2 + t(x1)`` (log-det ``sum ln s``), RealNVP/Glow's;
 - :class:`Scale`: ``y = s * x`` with a learned ``s > 0`` (log-det ``sum ln s``), NICE's last layer;
+- :class:`ActNorm`: ``y = s * x + b`` with a data-dependent initialisation (log-det ``sum ln s``), Glow's;
 - :class:`Reverse`, :class:`Interleave` (and :class:`Permutation`): reorder the coordinates
   (``|det| = 1``, log-det 0).
 
 :class:`Squeeze` reshapes images ``(batch, C, H, W) -> (batch, 4C, H/2, W/2)``. :class:`Flow` chains
 layers (log-dets add). :class:`NICE` is the model of Dinh et al. (2014) with a Gaussian or
-logistic prior: ``log_prob(x)`` and ``sample(n, temperature)``.
+logistic prior, :class:`Glow` a small Glow-like flow (chapter 6); both are subclasses of :class:`FlowModel`
+with ``log_prob(x)`` and ``sample(n, temperature)``.
 
 In the book's notation the flow ``f`` maps data ``x`` to the latent ``z`` (the encoder) and its
 inverse ``g = f^{-1}`` generates.
@@ -232,6 +234,50 @@ class Scale(FlowLayer):
         return f"dim={self.dim}"
 
 
+class ActNorm(FlowLayer):
+    """Glow's activation normalisation: ``y = exp(log_scale) * x + b`` per coordinate.
+
+    ``ln|det| = log_scale.sum()`` for every example. The first forward pass in training mode
+    initialises ``log_scale`` and ``b`` from that batch (data-dependent initialisation), so the
+    layer's output starts with zero mean and unit variance per coordinate; after that both are
+    ordinary parameters. ``initialized`` is saved with the state dict. The shift is applied
+    *after* the scale, in output units: on a nearly constant input coordinate the scale is
+    large, and an optimiser step on a shift in input units would be multiplied by it.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.dim = positive_int("dim", dim)
+        self.eps = positive_float("eps", eps)
+        self.bias = nn.Parameter(torch.zeros(self.dim))
+        self.log_scale = nn.Parameter(torch.zeros(self.dim))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @torch.no_grad()
+    def initialize(self, x: torch.Tensor) -> None:
+        """Set ``log_scale = -ln(std(x) + eps)`` and ``b = -mean(x) * exp(log_scale)`` over the batch
+        (needs >= 2 rows)."""
+        _check_batch("x", x, self.dim)
+        if x.shape[0] < 2:
+            raise ValueError(f"ActNorm's data-dependent initialisation needs a batch of at least 2, got {x.shape[0]}")
+        self.log_scale.copy_(-(x.std(dim=0) + self.eps).log())
+        self.bias.copy_(-x.mean(dim=0) * self.log_scale.exp())
+        self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_batch("x", x, self.dim)
+        if self.training and not bool(self.initialized):
+            self.initialize(x)
+        return x * self.log_scale.exp() + self.bias, self.log_scale.sum().expand(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        _check_batch("y", y, self.dim)
+        return (y - self.bias) * (-self.log_scale).exp()
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
 class Permutation(FlowLayer):
     """Reorder the coordinates: ``y = x[:, perm]``. A permutation matrix has ``det = +-1``, log-det 0."""
 
@@ -374,7 +420,59 @@ def prior_log_prob(z: torch.Tensor, prior: str) -> torch.Tensor:
     return -(F.softplus(z) + F.softplus(-z)).sum(dim=-1)
 
 
-class NICE(nn.Module):
+class FlowModel(nn.Module):
+    """A flow ``f`` (``self.flow``, data ``x`` to latent ``z``) with a factorised standard prior.
+
+    - ``forward(x) -> (z, logdet)`` and ``inverse(z) -> x``;
+    - ``log_prob(x)``: the continuous log-density ``ln q(z) + ln|det dz/dx|`` per example, in nats;
+    - ``sample(n, temperature=1.0)``: ``x = f^{-1}(T z0)`` with ``z0`` from the prior (annealing).
+
+    Subclasses set ``dim``, ``prior`` and ``flow`` (a :class:`Flow`).
+    """
+
+    dim: int
+    prior: str
+    flow: Flow
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z, logdet)``: the latent code of ``x`` and ``ln|det dz/dx|`` per example."""
+        return self.flow(_check_batch("x", x, self.dim))
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator ``x = f^{-1}(z)``."""
+        return self.flow.inverse(_check_batch("z", z, self.dim))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``ln q(x) = ln q(z) + ln|det dz/dx|`` with ``z = f(x)``, per example (nats)."""
+        z, logdet = self.forward(x)
+        return prior_log_prob(z, self.prior) + logdet
+
+    def sample_latent(self, n: int, temperature: float = 1.0,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` prior draws multiplied by ``temperature`` (``N(0, T^2 I)`` for the Gaussian prior)."""
+        n = positive_int("n", n)
+        temperature = positive_float("temperature", temperature)
+        p = next(self.parameters())
+        gen_device = generator.device if generator is not None else p.device
+        if self.prior == "gaussian":
+            z = torch.randn(n, self.dim, generator=generator, dtype=p.dtype, device=gen_device)
+        else:
+            z = sample_logistic((n, self.dim), generator=generator, dtype=p.dtype, device=gen_device)
+        return temperature * z.to(p.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples ``x = f^{-1}(z)``, ``z`` = ``temperature`` times a prior draw (no gradients)."""
+        return self.inverse(self.sample_latent(n, temperature, generator))
+
+    def positions(self) -> torch.Tensor:
+        """``positions()[k]``: the coordinate of ``x`` that ``z[:, k]`` sits on (couplings keep
+        coordinates in place; permutations move them). Use it to draw ``z``-space quantities,
+        such as the learned scales, as images: ``image[positions()] = values``."""
+        return self.flow.positions(torch.arange(self.dim))
+
+
+class NICE(FlowModel):
     """NICE (Dinh, Krueger & Bengio, 2014): additive couplings, then a diagonal scaling.
 
     The layers, from data ``x`` to latent ``z``: ``couplings`` :class:`AdditiveCoupling` layers on
@@ -382,11 +480,8 @@ class NICE(nn.Module):
     :class:`Reverse` between consecutive couplings so that the two halves alternate, then a
     :class:`Scale`. Each coupling's ``m`` is an MLP with ``depth`` hidden layers of ``hidden``
     ReLU units and a linear output. ``prior``: ``"gaussian"`` (Su) or ``"logistic"`` (the paper's
-    choice for MNIST), standard and factorised.
-
-    - ``forward(x) -> (z, logdet)`` and ``inverse(z) -> x``;
-    - ``log_prob(x)``: the continuous log-density ``ln q(z) + ln|det dz/dx|`` per example, in nats;
-    - ``sample(n, temperature=1.0)``: ``x = f^{-1}(T z0)`` with ``z0`` from the prior (annealing).
+    choice for MNIST), standard and factorised. ``forward``, ``inverse``, ``log_prob`` and
+    ``sample(n, temperature)`` are those of :class:`FlowModel`.
     """
 
     def __init__(self, dim: int, hidden: int = 1000, depth: int = 5, couplings: int = 4,
@@ -409,37 +504,6 @@ class NICE(nn.Module):
         """The final scaling layer (``scale.log_scale`` are the learned ``ln s_i``)."""
         return self.flow[-1]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(z, logdet)``: the latent code of ``x`` and ``ln|det dz/dx|`` per example."""
-        return self.flow(_check_batch("x", x, self.dim))
-
-    def inverse(self, z: torch.Tensor) -> torch.Tensor:
-        """The generator ``x = f^{-1}(z)``."""
-        return self.flow.inverse(_check_batch("z", z, self.dim))
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """``ln q(x) = ln q(z) + ln|det dz/dx|`` with ``z = f(x)``, per example (nats)."""
-        z, logdet = self.forward(x)
-        return prior_log_prob(z, self.prior) + logdet
-
-    def sample_latent(self, n: int, temperature: float = 1.0,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` prior draws multiplied by ``temperature`` (``N(0, T^2 I)`` for the Gaussian prior)."""
-        n = positive_int("n", n)
-        temperature = positive_float("temperature", temperature)
-        p = self.scale.log_scale
-        gen_device = generator.device if generator is not None else p.device
-        if self.prior == "gaussian":
-            z = torch.randn(n, self.dim, generator=generator, dtype=p.dtype, device=gen_device)
-        else:
-            z = sample_logistic((n, self.dim), generator=generator, dtype=p.dtype, device=gen_device)
-        return temperature * z.to(p.device)
-
-    @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples ``x = f^{-1}(z)``, ``z`` = ``temperature`` times a prior draw (no gradients)."""
-        return self.inverse(self.sample_latent(n, temperature, generator))
-
     def prior_std(self) -> torch.Tensor:
         """The standard deviations of the prior that the scale layer implies on the last
         coupling's output ``h``: ``c / s_i``, with ``c = 1`` for the Gaussian prior and
@@ -447,15 +511,48 @@ class NICE(nn.Module):
         c = 1.0 if self.prior == "gaussian" else math.pi / math.sqrt(3.0)
         return c * (-self.scale.log_scale.detach()).exp()
 
-    def positions(self) -> torch.Tensor:
-        """``positions()[k]``: the coordinate of ``x`` that ``z[:, k]`` sits on (couplings keep
-        coordinates in place; the reversals move them). Use it to draw ``z``-space quantities,
-        such as the learned scales, as images: ``image[positions()] = values``."""
-        return self.flow.positions(torch.arange(self.dim))
-
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, hidden={self.hidden}, depth={self.depth}, couplings={self.couplings}, "
                 f"prior={self.prior!r}")
+
+
+COUPLINGS = ("affine", "additive")
+
+
+class Glow(FlowModel):
+    """A small Glow-like flow on flat vectors (Kingma & Dhariwal, 2018), chapter 6's ``F``.
+
+    ``steps`` steps, each (from ``x`` to ``z``): :class:`ActNorm`, a fixed random
+    :class:`Permutation` (seeded by ``seed``; Glow's "shuffle" variant, in place of its learned
+    1x1 convolution), and an affine (or additive) coupling of the first half on the second,
+    whose network is an :func:`mlp` with ``depth`` hidden layers of ``hidden`` ReLU units.
+    No multi-scale architecture: every step sees all ``dim`` coordinates. Standard Gaussian
+    prior. ``forward``, ``inverse``, ``log_prob`` and ``sample(n, temperature)`` are those of
+    :class:`FlowModel`.
+    """
+
+    def __init__(self, dim: int, steps: int = 4, hidden: int = 256, depth: int = 2, coupling: str = "affine",
+                 seed: int = 0, actnorm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.dim = _even_dim(dim)
+        self.steps = positive_int("steps", steps)
+        self.hidden, self.depth = positive_int("hidden", hidden), positive_int("depth", depth)
+        self.coupling = one_of("coupling", coupling, COUPLINGS)
+        self.prior = "gaussian"
+        gen = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
+        layers: list[nn.Module] = []
+        for _ in range(self.steps):
+            layers.append(ActNorm(self.dim, eps=actnorm_eps))
+            layers.append(Permutation(torch.randperm(self.dim, generator=gen)))
+            if self.coupling == "affine":
+                layers.append(AffineCoupling(self.dim, "first", self.hidden, self.depth))
+            else:
+                layers.append(AdditiveCoupling(self.dim, "first", self.hidden, self.depth))
+        self.flow = Flow(layers)
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, steps={self.steps}, hidden={self.hidden}, depth={self.depth}, "
+                f"coupling={self.coupling!r}")
 
 
 def randomize_(module: nn.Module, std: float = 1.0, generator: torch.Generator | None = None) -> nn.Module:

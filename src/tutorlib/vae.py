@@ -104,20 +104,29 @@ class VAE(torch.nn.Module):
         return -gaussian_log_prob(x, mean, logvar)
 
     @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, k: int | None = None) -> torch.Tensor:
-        """``z = mu + e^{logvar/2} * u`` with ``u ~ N(0, I)``: a sample that gradients flow through."""
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, k: int | None = None,
+                       u: torch.Tensor | None = None) -> torch.Tensor:
+        """``z = mu + e^{logvar/2} * u`` with ``u ~ N(0, I)``: a sample that gradients flow through.
+
+        ``u``: the standard-normal draw to use (shape ``mu.shape``, or ``(k, *mu.shape)``), e.g. to
+        compare two losses at the same noise; drawn fresh if ``None``."""
         shape = mu.shape if k is None else (k, *mu.shape)
-        return mu + (0.5 * logvar).exp() * torch.randn(shape, device=mu.device, dtype=mu.dtype)
+        if u is None:
+            u = torch.randn(shape, device=mu.device, dtype=mu.dtype)
+        elif not isinstance(u, torch.Tensor) or tuple(u.shape) != tuple(shape):
+            raise ValueError(f"u must be a tensor of shape {tuple(shape)}, got {tuple(getattr(u, 'shape', ()))}")
+        return mu + (0.5 * logvar).exp() * u
 
     # --- objectives ---------------------------------------------------------------------
-    def loss_terms(self, x: torch.Tensor, kl: str = "analytic") -> dict[str, torch.Tensor]:
+    def loss_terms(self, x: torch.Tensor, kl: str = "analytic", u: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-example terms of Su's loss with one reparameterised sample z ~ p(z|x):
-        ``rec = -ln q(x|z)`` and ``kl`` (analytic, or sampled as ``ln p(z|x) - ln q(z)``)."""
+        ``rec = -ln q(x|z)`` and ``kl`` (analytic, or sampled as ``ln p(z|x) - ln q(z)``).
+        ``u`` (batch, z_dim): the noise of the sample ``z = mu + sigma * u``, drawn if ``None``."""
         from tutorlib.divergences import kl_normal_std
 
         one_of("kl", kl, ("analytic", "sampled"))
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar)
+        z = self.reparameterize(mu, logvar, u=u)
         rec = self.nll(x, z)
         if kl == "analytic":
             kl_term = kl_normal_std(mu, logvar)
