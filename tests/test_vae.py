@@ -177,3 +177,27 @@ def test_toy_joint_identities_by_quadrature_and_monte_carlo():
     assert abs(float(ratio.mean()) - kl_joint) < 4 * float(ratio.std()) / math.sqrt(n)
     with pytest.raises(ValueError, match="dim"):
         vae.ToyJoint(dim=13)
+
+
+def test_learned_scalar_sigma_is_one_trainable_parameter_shared_by_every_pixel():
+    model = vae.VAE(6, 2, hidden=8, likelihood="gaussian", sigma="learned-scalar", sigma_init=0.25)
+    assert isinstance(model.log_sigma, torch.nn.Parameter)
+    mean, logvar = model.decode(torch.zeros(3, 2))
+    torch.testing.assert_close(logvar, torch.full((3, 6), 2 * math.log(0.25)))
+    x = torch.rand(3, 6)
+    loss = model.loss(x)["loss"]
+    loss.backward()
+    assert model.log_sigma.grad is not None and model.log_sigma.grad.abs() > 0
+    with pytest.raises(ValueError, match="sigma_init"):
+        vae.VAE(6, 2, likelihood="gaussian", sigma="learned-scalar", sigma_init=0.0)
+
+
+def test_loss_terms_use_the_given_noise():
+    model = vae.VAE(6, 2, hidden=8, likelihood="gaussian", sigma=0.5)
+    x, u = torch.rand(3, 6), torch.randn(3, 2)
+    a, b = model.loss_terms(x, u=u), model.loss_terms(x, u=u)
+    torch.testing.assert_close(a["rec"], b["rec"])
+    mu, logvar = model.encode(x)
+    torch.testing.assert_close(a["rec"], model.nll(x, mu + (0.5 * logvar).exp() * u))
+    with pytest.raises(ValueError, match="u must be a tensor of shape"):
+        model.loss_terms(x, u=torch.randn(3, 3))

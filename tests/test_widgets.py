@@ -55,3 +55,22 @@ def test_image_grid_tiles_images():
     assert ax.images[0].get_array().shape == (2 * 5 - 1, 3 * 5 - 1)
     with pytest.raises(ValueError, match="images"):
         image_grid(torch.rand(6, 15), shape=(4, 4))
+
+
+def test_chapter6_interpolation_drawing_shows_each_models_image_at_t():
+    import torch
+
+    ts = widgets.INTERPOLATION_TS
+    paths = {"a": torch.linspace(0, 1, len(ts))[:, None].expand(len(ts), 4),
+             "b": torch.zeros(len(ts), 4)}
+    fig, ax = plt.subplots()
+    widgets.draw_interpolation(ax, 0.3, paths, shape=(2, 2))
+    canvas = ax.images[0].get_array()
+    # image_grid draws 1 - value: model "a" at t = 0.3 has value 0.3 everywhere, "b" is 0
+    assert canvas[0, 0] == pytest.approx(0.7) and canvas[0, 3] == pytest.approx(1.0)
+    assert "t = 0.3" in ax.get_title()
+    with pytest.raises(ValueError, match="t must be one of"):
+        widgets.draw_interpolation(ax, 0.25, paths, shape=(2, 2))
+    with pytest.raises(ValueError, match="paths"):
+        widgets.draw_interpolation(ax, 0.3, {}, shape=(2, 2))
+    plt.close(fig)

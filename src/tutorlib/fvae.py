@@ -500,7 +500,7 @@ MODEL_SIZES = {
 
 def build_models(size: str = "quick", shape=(1, 28, 28), seed: int = 0) -> dict[str, nn.Module]:
     """The three models that chapter 6 compares, for images of ``shape``: a VAE with a Gaussian
-    decoder (learned per-pixel sigma), the Glow-like flow alone, and the f-VAE whose ``F`` has
+    decoder (one learned sigma, like the f-VAE's sigma2), the Glow-like flow alone, and the f-VAE whose ``F`` has
     the same architecture. ``size``: ``"quick"`` or ``"full"`` (see ``MODEL_SIZES``)."""
     from tutorlib.flows import Glow
     from tutorlib.vae import VAE
@@ -509,6 +509,6 @@ def build_models(size: str = "quick", shape=(1, 28, 28), seed: int = 0) -> dict[
     dim = math.prod(shape)
     torch.manual_seed(positive_int("seed", seed, minimum=0))
     return {"vae": VAE(dim, cfg["vae"]["z_dim"], hidden=list(cfg["vae"]["hidden"]), likelihood="gaussian",
-                       sigma="learned"),
+                       sigma="learned-scalar", sigma_init=0.1),
             "flow": Glow(dim, seed=seed, **cfg["flow"]),
             "fvae": FVAE(shape, seed=seed, **cfg["fvae"])}

@@ -47,12 +47,14 @@ class VAE(torch.nn.Module):
 
     ``hidden``: the width of each hidden layer (an int, or a sequence of widths), used by both
     networks; ``likelihood``: ``"bernoulli"`` (binary data: sigmoid + cross-entropy) or
-    ``"gaussian"``; ``sigma`` (Gaussian only): a fixed decoder standard deviation, or
-    ``"learned"`` for a per-pixel ``sigma(z)`` output by the decoder.
+    ``"gaussian"``; ``sigma`` (Gaussian only): a fixed decoder standard deviation,
+    ``"learned"`` for a per-pixel ``sigma(z)`` output by the decoder, or ``"learned-scalar"`` for
+    one trainable ``sigma`` shared by every pixel (as the f-VAE's ``sigma2``, chapter 6), starting
+    at ``sigma_init``.
     """
 
     def __init__(self, x_dim: int, z_dim: int, hidden: int | Sequence[int] = 400, likelihood: str = "bernoulli",
-                 sigma: float | str = 1.0, activation: str = "relu") -> None:
+                 sigma: float | str = 1.0, activation: str = "relu", sigma_init: float = 1.0) -> None:
         super().__init__()
         self.x_dim, self.z_dim = positive_int("x_dim", x_dim), positive_int("z_dim", z_dim)
         self.likelihood = one_of("likelihood", likelihood, LIKELIHOODS)
@@ -62,9 +64,11 @@ class VAE(torch.nn.Module):
         if likelihood == "gaussian":
             if sigma == "learned":
                 self.log_sigma = None
+            elif sigma == "learned-scalar":
+                self.log_sigma = torch.nn.Parameter(torch.tensor(math.log(positive_float("sigma_init", sigma_init))))
             else:
                 self.register_buffer("log_sigma", torch.tensor(math.log(positive_float("sigma", sigma))))
-        elif sigma not in (1.0, "learned") and sigma is not None:
+        elif sigma not in (1.0, "learned", "learned-scalar") and sigma is not None:
             raise ValueError(f"sigma only applies to likelihood='gaussian', got sigma={sigma!r}")
         self.learned_sigma = likelihood == "gaussian" and sigma == "learned"
         out = 2 * self.x_dim if self.learned_sigma else self.x_dim

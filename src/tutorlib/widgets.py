@@ -331,3 +331,34 @@ def latent_dimension_slider(model, z0: torch.Tensor, static=(1, 2, 3), shape=(28
     draw = functools.partial(draw_latent_dimension, model=model, z0=z0, shape=shape)
     explore(draw, "rank", LATENT_RANKS, static=static, value=1, ncols=1, panel=(7.0, 1.9),
             title="vary one latent coordinate")
+
+
+# --- chapter 6 -------------------------------------------------------------------------------
+
+INTERPOLATION_TS = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def draw_interpolation(ax, t: float, paths: dict, ts=INTERPOLATION_TS, shape=(28, 28)):
+    """Chapter 6: each model's decoded point ``(1 - t) code(x_a) + t code(x_b)`` side by side.
+    ``paths``: model name -> (len(ts), D) images from :func:`tutorlib.fvae.interpolate` at ``ts``."""
+    ts = [float(v) for v in ts]
+    if float(t) not in ts:
+        raise ValueError(f"t must be one of {ts}, got {t!r}")
+    if not paths:
+        raise ValueError("paths must not be empty")
+    i = ts.index(float(t))
+    from tutorlib.plotting import image_grid
+
+    images = torch.stack([p[i] for p in paths.values()])
+    if not torch.isfinite(images).all():
+        raise FloatingPointError(f"interpolation at t = {t} gave non-finite values")
+    image_grid(images.clamp(0, 1), shape, nrow=len(paths), ax=ax)
+    ax.set_title(f"t = {t}:  " + "  |  ".join(paths), fontsize=9)
+    return ax
+
+
+def interpolation_slider(paths: dict, ts=INTERPOLATION_TS, static=(0.0, 0.5, 1.0), shape=(28, 28)) -> None:
+    """Chapter 6: the slider for the interpolation weight ``t`` between two real digits."""
+    draw = functools.partial(draw_interpolation, paths=paths, ts=ts, shape=shape)
+    explore(draw, "t", [float(v) for v in ts], static=static, value=0.5, panel=(3.6, 1.9),
+            title="interpolation between two test digits")
