@@ -81,3 +81,10 @@ def test_math_left_untypeset_is_found(tmp_path):
 def test_a_wrong_colab_button_is_found(tmp_path):
     problems = _check(tmp_path, GOOD, colab="https://colab.research.google.com/github/o/r/blob/dev/chapters/01_x.ipynb")
     assert any("Colab" in p for p in problems), problems
+
+
+def test_a_screenshot_of_each_chapter_is_saved(tmp_path):
+    html = _site(tmp_path, GOOD)
+    shots = tmp_path / "shots"
+    assert browser_check.check_site(html, ["chapters/01_x"], CHROMIUM, root=tmp_path, screenshots=shots) == []
+    assert (shots / "01_x.png").read_bytes()[:4] == b"\x89PNG"
