@@ -100,4 +100,4 @@ lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^torch==' > $(LOCK)
 
 clean:
-	rm -rf _build $(VENV) .cache book/_static/mathjax
+	rm -rf _build $(VENV) .cache book/_static/mathjax book/_figures
