@@ -10,7 +10,8 @@ LOCK        := requirements-lock.txt
 TORCH_PIN   := torch==2.13.0
 BOOK_HTML   := _build/html
 # MathJax is served from the book's own static files (no CDN): fetched from the npm registry at
-# set-up time, not committed. The browser test drives Debian's Chromium (installed if missing).
+# set-up time, not committed. The browser test drives Debian's Chromium (installed with apt if
+# missing, as root or through sudo; or point CHROMIUM at another Chromium binary).
 MATHJAX_VERSION := 3.2.2
 MATHJAX     := book/_static/mathjax/tex-chtml.js
 CHROMIUM    ?= /usr/bin/chromium
@@ -29,6 +30,8 @@ UNIT_TIMEOUT  ?= 900
 NBVAL_TIMEOUT ?= 1500
 BOOK_TIMEOUT  ?= 1500
 CELL_TIMEOUT  ?= 600
+BROWSER_TIMEOUT ?= 600
+APT_TIMEOUT   ?= 900
 
 .PHONY: book test unit nbval book-check browser-check setup lock clean
 
@@ -36,11 +39,15 @@ book: setup
 	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
 	@echo "The book is at $(BOOK_HTML)/index.html"
 
+# The browser check runs last, on the book that book-check has just built (a recursive make, so
+# that it comes after book-check even under `make -j`).
 test: setup unit nbval book-check
-	@echo "All tests passed: unit tests, nbval over every chapter, book build."
+	$(MAKE) --no-print-directory browser-check
+	@echo "All tests passed: unit tests, nbval over every chapter, book build, browser check."
 
-unit: setup
-	timeout $(UNIT_TIMEOUT) $(BIN)/python -m pytest tests -q -p no:cacheprovider
+# Chromium first: the unit tests of the browser checker open pages in it.
+unit: setup $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) timeout $(UNIT_TIMEOUT) $(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 nbval: setup
 	timeout $(NBVAL_TIMEOUT) $(BIN)/python -m pytest chapters -q -p no:cacheprovider \
@@ -50,10 +57,12 @@ book-check: setup
 	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
 	$(BIN)/python tools/check_book.py $(BOOK_HTML)
 
-# Not yet part of `make test`: the theme's own scripts still raise two JavaScript errors on every
-# page (sphinx-thebe declares THEBE_JS_URL twice; pydata-sphinx-theme logs an empty theme mode).
+# Every page of the built book in headless Chromium (part of `make test`, after book-check): no
+# JavaScript error, images loaded, math typeset, internal links, Colab buttons, slider fallbacks.
+# Screenshots of the chapters go to _build/screenshots. Checks the book as last built.
 browser-check: setup $(CHROMIUM)
-	timeout 600 $(BIN)/python tools/browser_check.py $(BOOK_HTML) --chromium $(CHROMIUM) --screenshots _build/screenshots
+	@test -f $(BOOK_HTML)/index.html || { echo "browser-check: no built book in $(BOOK_HTML); run 'make book' first" >&2; exit 1; }
+	timeout $(BROWSER_TIMEOUT) $(BIN)/python tools/browser_check.py $(BOOK_HTML) --chromium $(CHROMIUM) --screenshots _build/screenshots
 
 setup: $(STAMP) $(MATHJAX)
 
@@ -63,8 +72,20 @@ $(MATHJAX):
 	tar -xzf .cache/mathjax/mathjax-$(MATHJAX_VERSION).tgz -C book/_static/mathjax --strip-components=2 package/es5
 	test -s $(MATHJAX)
 
+# Debian's chromium package (CI: a fresh Debian machine with access to the package mirrors).
+# As root directly; otherwise through sudo (without a password prompt when there is no terminal).
 $(CHROMIUM):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	@command -v apt-get >/dev/null || { echo "Chromium is missing at $(CHROMIUM) and there is no apt-get to install it:" \
+	    "install Chromium and run make with CHROMIUM=/path/to/chromium" >&2; exit 1; }
+	@if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	elif command -v sudo >/dev/null && [ -t 0 ]; then sudo="sudo"; \
+	else echo "Chromium is missing at $(CHROMIUM); installing it needs root: run" \
+	    "'sudo apt-get install chromium' (or make as root), or set CHROMIUM=/path/to/chromium" >&2; exit 1; fi; \
+	echo "Installing Debian's chromium with apt-get$${sudo:+ (through $$sudo)}"; \
+	timeout $(APT_TIMEOUT) $$sudo apt-get update -qq && \
+	timeout $(APT_TIMEOUT) $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	@test -x $(CHROMIUM) || { echo "apt-get installed chromium, but not at $(CHROMIUM): set CHROMIUM" >&2; exit 1; }
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,4 +100,4 @@ lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^torch==' > $(LOCK)
 
 clean:
-	rm -rf _build $(VENV) .cache book/_static/mathjax
+	rm -rf _build $(VENV) .cache book/_static/mathjax book/_figures

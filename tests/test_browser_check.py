@@ -1,6 +1,7 @@
 """The browser check finds each defect a reader would meet: a broken image, untypeset math, a broken
 internal link, a JavaScript error, a missing slider fallback (and a wrong Colab button)."""
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import browser_check  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"  # the Makefile passes CHROMIUM
 MATHJAX = ROOT / "book" / "_static" / "mathjax" / "tex-chtml.js"
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists() or not MATHJAX.exists(),
@@ -61,6 +62,8 @@ def test_a_good_page_passes(tmp_path):
     (GOOD.replace("../_images/a.png", "../_images/missing.png"), "image did not load"),
     (GOOD + '<a href="../chapters/02_missing.html">next</a>', "broken internal link"),
     (GOOD + "<script>undefinedFunction();</script>", "JavaScript error"),
+    (GOOD + '<script>console.error("Got invalid theme mode: .");</script>', "JavaScript error"),
+    (GOOD + "<script>const ONCE = 1;</script><script>const ONCE = 1;</script>", "already been declared"),
     (GOOD.replace("<pre>Static view (no kernel needed): n = 1, 2</pre>", ""), "static fallback"),
 ])
 def test_each_defect_is_found(tmp_path, body, word):
@@ -78,3 +81,10 @@ def test_math_left_untypeset_is_found(tmp_path):
 def test_a_wrong_colab_button_is_found(tmp_path):
     problems = _check(tmp_path, GOOD, colab="https://colab.research.google.com/github/o/r/blob/dev/chapters/01_x.ipynb")
     assert any("Colab" in p for p in problems), problems
+
+
+def test_a_screenshot_of_each_chapter_is_saved(tmp_path):
+    html = _site(tmp_path, GOOD)
+    shots = tmp_path / "shots"
+    assert browser_check.check_site(html, ["chapters/01_x"], CHROMIUM, root=tmp_path, screenshots=shots) == []
+    assert (shots / "01_x.png").read_bytes()[:4] == b"\x89PNG"

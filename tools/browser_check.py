@@ -12,7 +12,8 @@ request to another host is blocked and reported. For every page of the table of 
 - on chapter pages, the Colab launch button points at the chapter's notebook under the repository
   URL and branch of _config.yml, and every slider has its static fallback figure.
 
-A screenshot of each chapter page is saved for humans to look at. Exits 1 on any problem.
+A screenshot of each chapter page and of the landing page is saved for humans to look at.
+Exits 1 on any problem.
 """
 
 from __future__ import annotations
@@ -49,9 +50,15 @@ PAGE_SCRIPT = """() => {
 }"""
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without logging every request to stderr."""
+
+    def log_message(self, format, *args):  # noqa: A002 - the name is the base class's
+        pass
+
+
 def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    handler.log_message = lambda *a, **k: None
+    handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
@@ -120,9 +127,9 @@ def check_site(html_dir: Path, pages: list[str], chromium: str, root: Path = ROO
                     want = expected_colab(page_name, root)
                     if chapters_need_colab and want is not None and want not in info["colab"]:
                         problems.append(f"{page_name}: no Colab launch link to {want} (found {info['colab']})")
-                    if screenshots is not None:
-                        screenshots.mkdir(parents=True, exist_ok=True)
-                        page.screenshot(path=str(screenshots / f"{Path(page_name).name}.png"), full_page=True)
+                if screenshots is not None and (page_name.startswith("chapters/") or page_name == pages[0]):
+                    screenshots.mkdir(parents=True, exist_ok=True)  # the chapters, and the landing page
+                    page.screenshot(path=str(screenshots / f"{Path(page_name).name}.png"), full_page=True)
                 page.close()
             browser.close()
     finally:
