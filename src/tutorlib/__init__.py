@@ -6,7 +6,10 @@ Every model, loss, estimator and widget that a chapter uses lives here, one conc
 - :mod:`tutorlib.data`         embedded MNIST subset, 8x8 digits, full MNIST download, binarize/dequantize
 - :mod:`tutorlib.integration`  quadrature vs Monte Carlo (chapter 1)
 - :mod:`tutorlib.divergences`  KL, Bhattacharyya (chapter 1) and the dual-form divergences (chapters 7-8)
-- :mod:`tutorlib.flows`        invertible layers with log-determinants, ``Flow``, ``NICE`` (chapter 5)
+- :mod:`tutorlib.flows`        invertible layers with log-determinants, ``Flow``, ``NICE``, ``Glow`` (chapters 5-6)
+- :mod:`tutorlib.vae`          the VAE, IWAE and the two gradient estimators (chapters 2-4)
+- :mod:`tutorlib.fvae`         the general f-VAE loss, its two special cases, the model ``FVAE`` (chapter 6)
+- :mod:`tutorlib.gan`          GAN losses (SGAN, WGAN-GP, GAN-QP), one training loop, MNIST GANs (chapters 7-8)
 - :mod:`tutorlib.metrics`      nats, bits per dimension and the dequantisation bound
 - :mod:`tutorlib.train`        one explicit training loop with progress, NaN guard and resumable checkpoints
 - :mod:`tutorlib.plotting`     one consistent plotting style
