@@ -2,7 +2,7 @@
 
     TUTORLIB_MODE=full python benchmarks/fvae_compare.py [--epochs 30] [--out benchmarks/results]
 
-Builds the three models of `tutorlib.fvae.build_models("full")` (about 7 M parameters each), trains
+Builds the three models of `tutorlib.fvae.build_models("full")` (about 6.9 M parameters each), trains
 each for the same number of epochs of full MNIST (batch 128, Adam 1e-3) with checkpoints in
 checkpoints/ (an interrupted run resumes), and reports for each: parameters, test bits/dim (the
 -ELBO bound for the VAE and the f-VAE, the exact NLL for the flow, on the same dequantised test

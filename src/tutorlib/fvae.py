@@ -487,13 +487,13 @@ class Autoencoder(nn.Module):
         return ((self(x) - x) ** 2).sum(dim=1).mean()
 
 
-# Chapter 6's three models at similar parameter counts (quick: ~1.5 M each; full: ~6 M each).
+# Chapter 6's three models at similar parameter counts (quick: about 1.5 M each; full: about 6.9 M each).
 MODEL_SIZES = {
     "quick": {"vae": dict(z_dim=64, hidden=(512, 512)),
               "flow": dict(steps=4, hidden=272, depth=2),
               "fvae": dict(flow_steps=4, hidden=256, depth=2, channels=32, blocks=2)},
-    "full": {"vae": dict(z_dim=64, hidden=(1024, 1024, 1024)),
-             "flow": dict(steps=8, hidden=560, depth=2),
+    "full": {"vae": dict(z_dim=64, hidden=(1100, 1100, 1100)),
+             "flow": dict(steps=8, hidden=510, depth=2),
              "fvae": dict(flow_steps=8, hidden=512, depth=2, channels=64, blocks=3)},
 }
 
