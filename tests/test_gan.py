@@ -173,7 +173,7 @@ def test_dcgan_shapes_and_the_full_mode_path_on_a_tiny_configuration(tmp_path):
     out = gan.run_mnist_gan("qp", steps=3, batch_size=16, z_dim=8, width=4, classifier_steps=3, n_eval=32,
                             checkpoint_dir=tmp_path, source="subset")
     assert math.isfinite(out["frechet"]) and out["frechet"] > 0 and out["samples"].shape == (32, 1, 28, 28)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_classifier.pt", "mnist_gan_qp_z8_w4.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_classifier.pt", "mnist_gan_qp_lam10_z8_w4.pt"]
 
 
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")

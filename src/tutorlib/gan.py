@@ -429,7 +429,7 @@ def run_mnist_gan(kind: str, steps: int | None = None, batch_size: int = 64, z_d
 
     history = train_gan(generator, critic, kind, sample_real, lambda n: torch.randn(n, z_dim, device=dev), steps,
                         batch_size=min(batch_size, len(x_train)), critic_steps=critic_steps, lr=lr, lam=lam,
-                        checkpoint=ckdir / f"mnist_gan_{kind}_z{z_dim}_w{width}.pt" if ckdir else None, desc=f"MNIST {kind}")
+                        checkpoint=ckdir / f"mnist_gan_{kind}_lam{lam:g}_z{z_dim}_w{width}.pt" if ckdir else None, desc=f"MNIST {kind}")
     generator.eval()
     n_eval = min(n_eval, len(x_test))
     with torch.no_grad():
