@@ -253,7 +253,6 @@ class FVAE(nn.Module):
         self.shape = (c, h, w)
         self.dim = c * h * w
         channels, blocks = positive_int("channels", channels), positive_int("blocks", blocks, minimum=0)
-        one_of("coupling", coupling, ("affine", "additive"))
         self.E = Encoder(c, channels, blocks)
         self.G = Decoder(c, channels, blocks)
         self.F = Glow(self.dim, steps=flow_steps, hidden=hidden, depth=depth, coupling=coupling, seed=seed)
