@@ -31,19 +31,25 @@ def _as_array(name: str, value) -> np.ndarray:
     return arr
 
 
-def compare(label: str, lhs, rhs, *, rtol: float = 1e-6, atol: float = 0.0,
+def compare(label: str, lhs, rhs, *, rtol: float | None = None, atol: float | None = None,
             names: tuple[str, str] = ("lhs", "rhs"), digits: int = 6) -> None:
     """Print ``lhs`` and ``rhs`` and raise :class:`IdentityError` unless they agree.
 
     They agree when ``|lhs - rhs| <= atol + rtol * |rhs|`` elementwise (infinities agree only
-    with an infinity of the same sign). ``names`` says how each side was computed. For a Monte
-    Carlo estimate against a closed form, pass ``atol`` = a few standard errors. Returns nothing
-    (so a comparison on a notebook's last line prints no stray value).
+    with an infinity of the same sign). The tolerance given is the tolerance used: ``atol``
+    alone means ``rtol = 0``, ``rtol`` alone means ``atol = 0``, and a call must give at least
+    one of them. The printed line shows the tolerance that was applied. ``names`` says how each
+    side was computed. For a Monte Carlo estimate against a closed form, pass ``atol`` = a few
+    standard errors. Returns nothing (so a comparison on a notebook's last line prints no stray
+    value).
     """
     if not isinstance(label, str) or not label:
         raise ValueError(f"label must be a non-empty string, got {label!r}")
-    rtol = positive_float("rtol", rtol, allow_zero=True)
-    atol = positive_float("atol", atol, allow_zero=True)
+    if rtol is None and atol is None:
+        raise ValueError("give the tolerance the comparison deserves: rtol, atol or both "
+                         "(atol alone means rtol = 0, rtol alone means atol = 0)")
+    rtol = 0.0 if rtol is None else positive_float("rtol", rtol, allow_zero=True)
+    atol = 0.0 if atol is None else positive_float("atol", atol, allow_zero=True)
     if rtol == 0 and atol == 0:
         raise ValueError("rtol and atol cannot both be 0: give the tolerance the comparison deserves")
     a, b = _as_array("lhs", lhs), _as_array("rhs", rhs)
@@ -55,7 +61,12 @@ def compare(label: str, lhs, rhs, *, rtol: float = 1e-6, atol: float = 0.0,
     diff = np.where(np.isnan(diff), np.inf, diff)
     tol = atol + rtol * np.where(np.isinf(b), 0.0, np.abs(b))
     ok = bool(np.all(diff <= tol))
-    worst = float(diff.max()) if diff.size else 0.0
+    # the element that decides: the largest |diff| / tol
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(diff == 0, 0.0, diff / tol)
+    worst_i = int(np.argmax(ratio)) if diff.size else 0
+    worst = float(diff.reshape(-1)[worst_i]) if diff.size else 0.0
+    worst_tol = float(tol.reshape(-1)[worst_i]) if tol.size else atol
 
     def fmt(x: np.ndarray) -> str:
         if x.size == 1:
@@ -63,11 +74,18 @@ def compare(label: str, lhs, rhs, *, rtol: float = 1e-6, atol: float = 0.0,
             return f"{v:.{digits}g}" if math.isfinite(v) else str(v)
         return np.array2string(x, precision=digits, separator=", ", threshold=8)
 
+    if rtol == 0:
+        rule = f"atol {atol:.3g}"
+    elif atol == 0:
+        rule = f"rtol {rtol:.3g} x |{names[1]}|"
+    else:
+        rule = f"atol {atol:.3g} + rtol {rtol:.3g} x |{names[1]}|"
     mark = "✓" if ok else "✗"
-    print(f"{mark} {label}\n    {names[0]}: {fmt(a)} | {names[1]}: {fmt(b)} | "
-          f"|diff| {worst:.2e} {'<=' if ok else '>'} tol {float(np.max(tol)) if tol.size else 0.0:.2e}")
+    where = "" if diff.size <= 1 else f" (worst element {worst_i})"
+    print(f"{mark} {label}\n    {names[0]}: {fmt(a)} | {names[1]}: {fmt(b)}\n"
+          f"    |diff| {worst:.2e} {'<=' if ok else '>'} tol {worst_tol:.2e} = {rule}{where}")
     if not ok:
         raise IdentityError(
-            f"{label}: {names[0]} = {fmt(a)} and {names[1]} = {fmt(b)} differ by {worst:.3e}, "
-            f"more than the tolerance (atol={atol:g}, rtol={rtol:g})"
+            f"{label}: {names[0]} = {fmt(a)} and {names[1]} = {fmt(b)} differ by {worst:.3e}{where}, "
+            f"more than the tolerance {worst_tol:.3e} = {rule}"
         )
