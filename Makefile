@@ -31,9 +31,10 @@ NBVAL_TIMEOUT ?= 1500
 BOOK_TIMEOUT  ?= 1500
 CELL_TIMEOUT  ?= 600
 BROWSER_TIMEOUT ?= 600
+LAB_TIMEOUT   ?= 300
 APT_TIMEOUT   ?= 900
 
-.PHONY: book test unit nbval book-check browser-check setup lock clean
+.PHONY: book test unit nbval book-check browser-check lab lab-check setup lock clean
 
 book: setup
 	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
@@ -43,7 +44,8 @@ book: setup
 # that it comes after book-check even under `make -j`).
 test: setup unit nbval book-check
 	$(MAKE) --no-print-directory browser-check
-	@echo "All tests passed: unit tests, nbval over every chapter, book build, browser check."
+	$(MAKE) --no-print-directory lab-check
+	@echo "All tests passed: unit tests, nbval over every chapter, book build, browser check, JupyterLab live slider."
 
 # Chromium first: the unit tests of the browser checker open pages in it.
 unit: setup $(CHROMIUM)
@@ -63,6 +65,16 @@ book-check: setup
 browser-check: setup $(CHROMIUM)
 	@test -f $(BOOK_HTML)/index.html || { echo "browser-check: no built book in $(BOOK_HTML); run 'make book' first" >&2; exit 1; }
 	timeout $(BROWSER_TIMEOUT) $(BIN)/python tools/browser_check.py $(BOOK_HTML) --chromium $(CHROMIUM) --screenshots _build/screenshots
+
+# A live ipywidgets slider in JupyterLab, dragged in headless Chromium (part of `make test`): the
+# widget manager and ipywidgets agree, the figure redraws, no console error (tools/lab_check.py).
+lab-check: setup $(CHROMIUM)
+	timeout $(LAB_TIMEOUT) $(BIN)/python tools/lab_check.py --chromium $(CHROMIUM) --screenshot _build/screenshots/jupyterlab.png
+
+# Readers: JupyterLab on the chapters, with progress bars and the default mode (not the test settings).
+lab: setup
+	env -u TUTORLIB_MODE -u TUTORLIB_PROGRESS -u TUTORLIB_THREADS $(BIN)/jupyter lab chapters/ \
+	    $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 setup: $(STAMP) $(MATHJAX)
 
