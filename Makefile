@@ -34,18 +34,41 @@ BROWSER_TIMEOUT ?= 600
 LAB_TIMEOUT   ?= 300
 APT_TIMEOUT   ?= 900
 
-.PHONY: book test unit nbval book-check browser-check lab lab-check setup lock clean
+# One shell per recipe line with pipefail: the two test streams pipe their output through sed.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
+# Chapters executed at once for the book (each on one torch thread).
+EXEC_JOBS   ?= 2
+EXECUTE     := $(BIN)/python tools/execute_chapters.py --timeout $(CELL_TIMEOUT)
+JB_BUILD    := $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
+
+.PHONY: book test tests-stream book-stream unit nbval execute book-check browser-check lab lab-check setup lock clean
+
+# The book: the chapters are executed EXEC_JOBS at a time into the execution cache (keyed on each
+# chapter's code and on the library: tools/execute_chapters.py), then Sphinx builds the pages
+# from the cached outputs.
 book: setup
-	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
+	timeout $(BOOK_TIMEOUT) $(EXECUTE) --jobs $(EXEC_JOBS)
+	timeout $(BOOK_TIMEOUT) $(JB_BUILD)
 	@echo "The book is at $(BOOK_HTML)/index.html"
 
-# The browser check runs last, on the book that book-check has just built (a recursive make, so
-# that it comes after book-check even under `make -j`).
-test: setup unit nbval book-check
-	$(MAKE) --no-print-directory browser-check
-	$(MAKE) --no-print-directory lab-check
-	@echo "All tests passed: unit tests, nbval over every chapter, book build, browser check, JupyterLab live slider."
+# Two streams, one per core, each a sequence of single-threaded steps:
+#   tests: unit tests, nbval re-executing every chapter, the JupyterLab live-slider check;
+#   book:  the chapters executed for the book (or taken from the cache), the book built with
+#          -W -n and checked, then every page opened and every slider dragged in Chromium.
+# Each line of output is prefixed with its stream's name.
+test: setup $(CHROMIUM)
+	$(MAKE) --no-print-directory -j2 tests-stream book-stream
+	@echo "All tests passed: unit tests, nbval over every chapter, book build and check, browser check, JupyterLab live slider."
+
+tests-stream: setup $(CHROMIUM)
+	{ $(MAKE) --no-print-directory unit && $(MAKE) --no-print-directory nbval && \
+	  $(MAKE) --no-print-directory lab-check; } 2>&1 | sed -u 's/^/[tests] /'
+
+book-stream: setup $(CHROMIUM)
+	{ $(MAKE) --no-print-directory book-check EXEC_JOBS=1 && $(MAKE) --no-print-directory browser-check; } \
+	  2>&1 | sed -u 's/^/[book]  /'
 
 # Chromium first: the unit tests of the browser checker open pages in it.
 unit: setup $(CHROMIUM)
@@ -55,8 +78,11 @@ nbval: setup
 	timeout $(NBVAL_TIMEOUT) $(BIN)/python -m pytest chapters -q -p no:cacheprovider \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT)
 
-book-check: setup
-	timeout $(BOOK_TIMEOUT) $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
+execute: setup
+	timeout $(BOOK_TIMEOUT) $(EXECUTE) --jobs $(EXEC_JOBS)
+
+book-check: execute
+	timeout $(BOOK_TIMEOUT) $(JB_BUILD)
 	$(BIN)/python tools/check_book.py $(BOOK_HTML)
 
 # Every page of the built book in headless Chromium (part of `make test`, after book-check): no
