@@ -67,7 +67,7 @@ def jsonable(value):
 
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()
-                if not isinstance(v, (torch.nn.Module, torch.Tensor)) and k not in ("history", "model", "samples")}
+                if not isinstance(v, (torch.nn.Module, torch.Tensor)) and type(v).__name__ != "History"}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, (np.floating, np.integer)):
