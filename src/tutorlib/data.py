@@ -367,7 +367,8 @@ def fallback_banner(*sets: Digits, display: bool = True) -> str | None:
 
             ipy_display(HTML(f'<div style="border:3px solid #c00;padding:0.6em;margin:0.5em 0;'
                              f'font-weight:bold;color:#900">{html.escape(text)}</div>'))
-        print(text)
+        else:
+            print(text)
     return text
 
 

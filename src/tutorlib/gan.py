@@ -612,6 +612,7 @@ def run_mnist_gan(kind: str, steps: int | None = None, *, budget_updates: int | 
                       n_eval=reference["n_eval"], n_curve=reference["n_curve"],
                       classifier_accuracy=reference["accuracy"], classifier_steps=reference["classifier_steps"],
                       steps=steps, updates=updates, examples=steps * (cs + 1) * bs, critic_steps=cs,
+                      epochs=steps * (cs + 1) * bs / len(x_train),
                       recipe={**recipe, "betas": list(recipe["betas"])}, curve=curve, train_seconds=train_seconds,
                       seconds=time.perf_counter() - start, data=data_mod.record(train_set, test_set),
                       deviations=deviations, code_notes=list(GAN_CODE_NOTES[kind]),
