@@ -154,10 +154,73 @@ def test_offline_full_mode_falls_back_with_a_warning(monkeypatch, cache):
     monkeypatch.setattr("urllib.request.urlopen", offline)
     with pytest.warns(UserWarning, match="embedded 5,000-digit subset"):
         got = data.mnist("test")
-    assert got.source == "mnist-subset:test"
-    with pytest.raises(urllib.error.URLError):
+    assert got.source == "mnist-subset:test" and not got.full
+    assert "download failed" in got.fallback_reason and "no network" in got.fallback_reason
+    # the chapters' banner says so above their results, with the reason
+    banner = data.fallback_banner(got, display=False)
+    assert banner.startswith("FULL MODE ON THE EMBEDDED SUBSET") and "no network" in banner
+    assert "1,000 digits" in banner
+    with pytest.raises(data.MissingDataError, match="mnist.npz"):
         data.mnist("test", source="full")
+    with pytest.raises(data.MissingDataError):  # a reproduction asks for no fallback
+        data.mnist("test", fallback=False)
     assert list(cache.iterdir()) == []
+
+
+def test_banner_is_silent_in_quick_mode_and_on_full_data(fixture_npz, cache, monkeypatch):
+    src, digest = fixture_npz
+    sub = data.mnist_subset("test")
+    assert data.fallback_banner(sub, display=False) is None  # quick mode: the subset is the plan
+    monkeypatch.setenv("TUTORLIB_MODE", "full")
+    full = data.full_mnist("train", src, sha256=digest)
+    assert data.fallback_banner(full, display=False) is None
+    text = data.fallback_banner(full, sub, display=False)  # a subset chosen on purpose in full mode
+    assert "1,000 digits" in text and "the data were chosen so" in text
+    with pytest.raises(ValueError, match="Digits"):
+        data.fallback_banner()
+
+
+# --- full MNIST without fallback: what the scripts and reproductions use ---------------------------
+
+def test_full_mnist_refuses_a_missing_file_with_the_how_to_message(tmp_path, monkeypatch):
+    monkeypatch.delenv("TUTORLIB_DATA", raising=False)
+    with pytest.raises(data.MissingDataError) as err:
+        data.full_mnist("train", tmp_path / "nowhere" / "mnist.npz")
+    msg = str(err.value)
+    assert "no file at" in msg and "--data" in msg and "TUTORLIB_DATA" in msg and data.MNIST_SHA256 in msg
+    monkeypatch.setenv("TUTORLIB_DATA", str(tmp_path / "empty"))
+    with pytest.raises(data.MissingDataError, match="no file at"):
+        data.full_mnist("test")
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_full_mnist_refuses_a_file_with_another_checksum(fixture_npz):
+    src, digest = fixture_npz
+    # the fixture is a valid mnist.npz in format, but not MNIST: its sha256 is not the known one
+    with pytest.raises(data.MissingDataError, match="checksum mismatch"):
+        data.full_mnist("train", src)
+    # nor does mnist() fall back to the subset when a named file is wrong, in any mode
+    with pytest.raises(data.MissingDataError, match="checksum mismatch"):
+        data.mnist("train", source="full", path=src)
+
+
+def test_full_mnist_reads_a_verified_file_and_records_it(fixture_npz, monkeypatch):
+    src, digest = fixture_npz
+    train = data.full_mnist("train", src, sha256=digest)
+    test = data.full_mnist("test", src.parent, sha256=digest)  # a directory holding mnist.npz
+    assert train.full and train.sha256 == digest and train.path == str(src.resolve()) and len(test) == 10
+    rec = data.record(train, test)
+    assert rec == {"source": "mnist:train, mnist:test", "full": True, "sha256": digest, "path": str(src.resolve()),
+                   "sizes": {"mnist:train": 30, "mnist:test": 10}, "fallback_reason": None}
+    sub = data.record(data.mnist_subset("test"))
+    assert sub["full"] is False and sub["sha256"].startswith("arrays:") and sub["path"] is None
+    assert data.record(data.mnist_subset("test"))["sha256"] == sub["sha256"]  # a content digest: stable
+    # TUTORLIB_DATA may name the file itself
+    monkeypatch.setenv("TUTORLIB_DATA", str(src))
+    assert data.mnist_file() == src and data.cache_dir() == src.parent
+    assert len(data.full_mnist("train", sha256=digest)) == 30
+    with pytest.raises(ValueError, match="Digits"):
+        data.record()
 
 
 def test_load_rejects_a_file_that_is_not_mnist(tmp_path):

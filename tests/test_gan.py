@@ -165,15 +165,7 @@ def test_toy_data():
         data.delta([float("inf")])
 
 
-@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # 32 samples, 128 features: singular
-def test_dcgan_shapes_and_the_full_mode_path_on_a_tiny_configuration(tmp_path):
-    g, c = gan.DCGenerator(z_dim=8, width=4), gan.DCCritic(width=4)
-    x = g(torch.randn(3, 8))
-    assert x.shape == (3, 1, 28, 28) and float(x.detach().abs().max()) <= 1.0 and c(x).shape == (3,)
-    out = gan.run_mnist_gan("qp", steps=3, batch_size=16, z_dim=8, width=4, classifier_steps=3, n_eval=32,
-                            checkpoint_dir=tmp_path, source="subset")
-    assert math.isfinite(out["frechet"]) and out["frechet"] > 0 and out["samples"].shape == (32, 1, 28, 28)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_classifier.pt", "mnist_gan_qp_lam10_z8_w4.pt"]
+# DCGenerator / DCCritic and run_mnist_gan (the full-mode recipe) are tested in test_fullmode_gan.py.
 
 
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")

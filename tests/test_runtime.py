@@ -57,3 +57,13 @@ def test_progress_switch(monkeypatch):
     assert not runtime.progress_enabled()
     monkeypatch.setenv("TUTORLIB_PROGRESS", "1")
     assert runtime.progress_enabled()
+
+
+def test_provenance_records_commit_device_and_extras():
+    c = runtime.commit()
+    assert c == "unknown" or (len(c.split("+")[0]) >= 7 and all(ch in "0123456789abcdef" for ch in c.split("+")[0]))
+    assert runtime.device_name("cpu").startswith("CPU (")
+    rec = runtime.run_record(seed=3, data={"source": "x"}, deviations=["one"])
+    assert {"device", "torch", "python", "commit", "mode", "threads", "seed", "time_utc"} <= set(rec)
+    assert rec["seed"] == 3 and rec["data"] == {"source": "x"} and rec["deviations"] == ["one"]
+    assert rec["mode"] == "quick" and rec["time_utc"].endswith("Z")

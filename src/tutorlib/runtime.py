@@ -110,3 +110,50 @@ def setup(mode: str | None = None, seed: int = 0, threads: int | None = None, ve
             f"mode: {rt.mode} | seed: {rt.seed} | threads: {rt.threads}"
         )
     return rt
+
+
+# --- provenance: what every result row records ----------------------------------------------------
+
+def commit() -> str:
+    """The git commit of the checkout ``tutorlib`` runs from (short hash, ``+dirty`` when it has
+    uncommitted changes to tracked files), or ``"unknown"`` outside a git checkout (e.g. a pip
+    install)."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "") if head else "unknown"
+
+
+def device_name(dev: torch.device | str | None = None) -> str:
+    """A readable name of ``dev`` (default :func:`device`): the GPU's model, or the CPU and threads."""
+    import platform
+
+    dev = torch.device(dev) if dev is not None else device()
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "mps":
+        return "Apple MPS"
+    n = torch.get_num_threads()
+    return f"CPU ({platform.processor() or platform.machine()}, {n} thread{'' if n == 1 else 's'})"
+
+
+def run_record(seed: int | None = None, **extra) -> dict:
+    """The provenance of a result: device, torch version, commit, run mode, threads, seed and the
+    time (UTC), plus ``extra`` (e.g. the data record of :func:`tutorlib.data.record`, the epochs,
+    the schedule and the deviations from the paper). Every benchmark row starts from it."""
+    import datetime
+    import sys
+
+    out = {"device": device_name(), "torch": torch.__version__, "python": sys.version.split()[0],
+           "commit": commit(), "mode": run_mode(), "threads": torch.get_num_threads(),
+           "seed": seed, "time_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    out.update(extra)
+    return out
