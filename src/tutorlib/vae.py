@@ -576,7 +576,7 @@ def sigma_sweep(x_train: torch.Tensor, x_show: torch.Tensor, sigma2s: Sequence[f
             samples = model.sample(16)
             mu_e, logvar_e = model.encode(x_eval)
             g = torch.Generator().manual_seed(seed)
-            u = torch.randn((eval_draws, *mu_e.shape), generator=g)
+            u = torch.randn((eval_draws, *mu_e.shape), generator=g).to(mu_e.device)
             z = model.reparameterize(mu_e, logvar_e, k=eval_draws, u=u)
             sq_err = float(((x_eval - model.mean(z)) ** 2).sum(-1).mean())
             rec = float(model.nll(x_eval, z).mean())
