@@ -105,3 +105,101 @@ def test_one_sample_bhattacharyya_estimate_has_mean_half_kl():
 def test_bad_arguments_raise_value_errors(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+# --- second edition: checks that can fail ------------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+from tutorlib.checks import IdentityError  # noqa: E402
+
+
+def test_check_kl_uniform_passes_and_catches_wrong_values():
+    dv.check_kl_uniform(dv.kl_uniform(0, 1, -1, 3), 0, 1, -1, 3)
+    dv.check_kl_uniform(dv.kl_uniform(0, 2, 1, 3), 0, 2, 1, 3)  # inf against inf
+    for wrong in (math.log(0.25), 1.1 * math.log(4), math.inf):  # wrong sign, 10 %, infinite
+        with pytest.raises(IdentityError):
+            dv.check_kl_uniform(wrong, 0, 1, -1, 3)
+    with pytest.raises(IdentityError):  # finite where the supports say +inf
+        dv.check_kl_uniform(math.log(2), 0, 2, 1, 3)
+
+
+def test_check_bhattacharyya_uniform_samples_the_coefficient():
+    dv.check_bhattacharyya_uniform(dv.bhattacharyya_uniform(0, 2, 1, 3), 0, 2, 1, 3)
+    dv.check_bhattacharyya_uniform(dv.bhattacharyya_uniform(0, 1, 2, 3), 0, 1, 2, 3)
+    for wrong in (math.log(4), 1.1 * math.log(2), math.inf):
+        with pytest.raises(IdentityError):
+            dv.check_bhattacharyya_uniform(wrong, 0, 2, 1, 3)
+    with pytest.raises(IdentityError):
+        dv.check_bhattacharyya_uniform(5.0, 0, 1, 2, 3)
+
+
+def test_bhattacharyya_monte_carlo_is_unbiased_for_gaussians():
+    p, q = Normal(0.0, 1.0), Normal(1.0, 1.5)
+    x = p.sample((200_000,)).double()
+    bc, se = dv.bhattacharyya_monte_carlo(p.log_prob, q.log_prob, x)
+    exact = math.exp(-float(dv.bhattacharyya_normal([0.0], [0.0], [1.0], [2 * math.log(1.5)])))
+    assert abs(bc - exact) < 4 * se and se < 2e-3
+
+
+def test_check_bhattacharyya_normal_and_the_triangle_inequality():
+    def d_b(m1, s1, m2, s2):
+        return float(dv.bhattacharyya_normal([m1], [2 * math.log(s1)], [m2], [2 * math.log(s2)]))
+
+    dv.check_bhattacharyya_normal(d_b(0.5, 0.8, -1.0, 1.7), 0.5, 0.8, -1.0, 1.7)
+    with pytest.raises(IdentityError):
+        dv.check_bhattacharyya_normal(1.1 * d_b(0.5, 0.8, -1.0, 1.7), 0.5, 0.8, -1.0, 1.7)
+    with pytest.raises(IdentityError):  # the KL divergence is not the Bhattacharyya distance
+        dv.check_bhattacharyya_normal(float(dv.kl_normal([0.5], [2 * math.log(0.8)], [-1.0], [2 * math.log(1.7)])),
+                                      0.5, 0.8, -1.0, 1.7)
+    dv.check_triangle_violated(d_b(0, 1, 1, 1), d_b(1, 1, 2, 1), d_b(0, 1, 2, 1))
+    hellinger = [math.sqrt(1 - math.exp(-d_b(a, 1, b, 1))) for a, b in ((0, 1), (1, 2), (0, 2))]
+    with pytest.raises(IdentityError):  # the Hellinger distance is a metric: no violation
+        dv.check_triangle_violated(*hellinger)
+
+
+def test_kl_nonnegativity_check_on_mixtures_catches_an_unnormalised_q():
+    grid = np.linspace(-10, 10, 2001)
+    p, q = dv.gaussian_mixture_pairs(400, grid, near=0.5, seed=1)
+    assert np.allclose(p.sum(1), 1) and np.allclose(q.sum(1), 1) and (p > 0).all() and (q > 0).all()
+    kls = dv.kl_discrete_rows(p, q)
+    dv.check_kl_nonnegative(kls)
+    assert np.median(kls[:200]) < 0.01 < np.median(kls[200:])  # the near pairs are near
+    with pytest.raises(IdentityError):  # q scaled by 1.01: every KL drops by ln 1.01
+        dv.check_kl_nonnegative(dv.kl_discrete_rows(p, 1.01 * q))
+    with pytest.raises(IdentityError):  # the wrong sign
+        dv.check_kl_nonnegative(-kls)
+    # against the Gaussian closed form, for single Gaussians written on the grid
+    x = grid
+    pg = np.exp(-0.5 * (x - 0.3) ** 2 / 0.7**2)
+    qg = np.exp(-0.5 * (x + 0.4) ** 2 / 1.2**2)
+    ref = float(dv.kl_normal([0.3], [2 * math.log(0.7)], [-0.4], [2 * math.log(1.2)]))
+    assert float(dv.kl_discrete_rows(pg / pg.sum(), qg / qg.sum())) == pytest.approx(ref, rel=1e-9)
+
+
+def test_bhattacharyya_bias_targets_half_the_kl_with_one_sample():
+    p = Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+    q = Normal(torch.tensor(1.0, dtype=torch.float64), torch.tensor(1.5, dtype=torch.float64))
+    out = dv.bhattacharyya_bias(p, q, [1, 64], reps=4000, generator=torch.Generator().manual_seed(0))
+    kl = float(dv.kl_normal([0.0], [0.0], [1.0], [2 * math.log(1.5)]))
+    db = float(dv.bhattacharyya_normal([0.0], [0.0], [1.0], [2 * math.log(1.5)]))
+    assert abs(out["d_mean"][0] - kl / 2) < 4 * out["d_se"][0]
+    assert abs(out["d_mean"][0] - db) > 4 * out["d_se"][0]  # the check against KL/2 can tell it from D_B
+    assert abs(out["kl_mean"][0] - kl) < 4 * out["kl_se"][0]
+    assert abs(out["d_mean"][1] - (db + (math.exp(2 * db) - 1) / 128)) < 4 * out["d_se"][1]
+
+
+@pytest.mark.parametrize("call, word", [
+    (lambda: dv.check_kl_uniform(1.0, 1, 0, 0, 1), "b"),
+    (lambda: dv.check_bhattacharyya_normal(1.0, 0.0, -1.0, 0.0, 1.0), "sigma_p"),
+    (lambda: dv.gaussian_mixture_pairs(0, np.linspace(0, 1, 5)), "n_pairs"),
+    (lambda: dv.gaussian_mixture_pairs(3, np.linspace(0, 1, 5), near=2.0), "near"),
+    (lambda: dv.gaussian_mixture_pairs(3, [0.0, 1.0]), "grid"),
+    (lambda: dv.kl_discrete_rows(np.ones(3), np.ones(4)), "shape"),
+    (lambda: dv.check_kl_nonnegative([]), "kls"),
+    (lambda: dv.bhattacharyya_monte_carlo(None, abs, torch.zeros(3)), "log_p"),
+    (lambda: dv.bhattacharyya_bias(Normal(0.0, 1.0), Normal(0.0, 1.0), [1], reps=1), "reps"),
+])
+def test_new_functions_validate_arguments(call, word):
+    with pytest.raises(ValueError, match=word):
+        call()

@@ -80,3 +80,140 @@ def test_quadrature_refuses_an_exploding_grid():
     p = beta_problem(10)
     with pytest.raises(ValueError, match="grid points"):
         quadrature(p.f, p.pdf, 10, 10)
+
+
+# --- second edition: the separable grid, the error law, the slope checks ------------------------
+
+from tutorlib import integration as I  # noqa: E402
+from tutorlib.checks import IdentityError  # noqa: E402
+
+
+def test_median_of_three_sampler_equals_torch_median():
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    x = beta_problem(4).sample(1000, g1)
+    ref = torch.rand(1000, 4, 3, generator=g2, dtype=torch.float64).median(dim=-1).values
+    assert torch.equal(x, ref)
+
+
+@pytest.mark.parametrize("dim, m", [(1, 7), (2, 13), (3, 9), (5, 4)])
+def test_separable_formula_equals_the_brute_force_grid(dim, m):
+    p = beta_problem(dim)
+    assert I.beta_midpoint_separable(dim, m) == pytest.approx(quadrature(p.f, p.pdf, dim, m), rel=1e-13)
+    h = 1.0 / m  # B = 1 + h^2 / 2 exactly: the midpoint rule on a quadratic
+    assert I.beta_midpoint_separable(1, m) * (1 + h**2 / 2) ** (dim - 1) == pytest.approx(
+        I.beta_midpoint_separable(dim, m), rel=1e-14)
+
+
+def test_check_separable_passes_and_catches_a_wrong_grid():
+    p = beta_problem(3)
+    I.check_separable(quadrature(p.f, p.pdf, 3, 11), 3, 11)
+    with pytest.raises(IdentityError):  # a grid of the wrong size
+        I.check_separable(quadrature(p.f, p.pdf, 3, 10), 3, 11)
+    with pytest.raises(IdentityError):  # a 1e-9 relative error is already too much
+        I.check_separable(quadrature(p.f, p.pdf, 3, 11) * (1 + 1e-9), 3, 11)
+
+
+def test_check_midpoint_error_passes_and_catches_broken_rules():
+    p = beta_problem(1)
+    m = 1000
+    good = quadrature(p.f, p.pdf, 1, m)
+    I.check_midpoint_error(good, m)
+    x = torch.arange(m, dtype=torch.float64)[:, None] / m  # Su's left Riemann sum: first order
+    left = float((p.f(x) * p.pdf(x)).sum() / m)
+    for broken in (left, BETA22_MEAN_EXP - (good - BETA22_MEAN_EXP), quadrature(p.f, p.pdf, 1, 999),
+                   BETA22_MEAN_EXP):  # first order, wrong sign, wrong m, a "perfect" rule
+        with pytest.raises(IdentityError):
+            I.check_midpoint_error(broken, m)
+
+
+@pytest.fixture(scope="module")
+def table():
+    """The chapter's configuration (20 runs, budgets to 1e5) in dimensions 1-5."""
+    return I.budget_table([10, 30, 100, 300, 1000, 3000, 10_000, 30_000, 100_000], (1, 2, 3, 4, 5), reps=20, seed=0)
+
+
+def test_budget_table_shapes_and_slices(table):
+    assert table.quad_m.shape == (5, 9) and table.mc_errors.shape == (5, 9, 20)
+    assert np.all(table.quad_evals <= table.budgets[None, :])
+    c = table.curves(3)
+    assert c.dim == 3 and np.allclose(c.mc_error, np.sqrt((table.mc_errors[2] ** 2).mean(-1)))
+    assert np.all(c.mc_lo <= c.mc_hi)
+    p = beta_problem(3)
+    assert c.quad_error[4] == pytest.approx(abs(quadrature(p.f, p.pdf, 3, 10) - p.exact), rel=1e-12)
+    with pytest.raises(ValueError, match="dim"):
+        table.curves(7)
+
+
+def test_rate_checks_pass_on_the_real_table(table):
+    I.check_quad_rate(table, 1)
+    I.check_quad_rate(table, 2)
+    for d in table.dims:
+        I.check_mc_rate(table, d)
+    I.check_parallel(table, 4)
+
+
+def _with(table, **fields):
+    import dataclasses
+
+    return dataclasses.replace(table, **fields)
+
+
+def test_rate_checks_catch_broken_quantities(table):
+    # a first-order quadrature rule (error ~ 1/m instead of 1/m^2)
+    first_order = _with(table, quad_error=table.quad_error * table.quad_m)
+    with pytest.raises(IdentityError):
+        I.check_quad_rate(first_order, 1)
+    # a zero estimator (its error is -6(3-e) at every N), and one biased by 1e-2
+    zero = _with(table, mc_errors=np.full_like(table.mc_errors, -BETA22_MEAN_EXP))
+    with pytest.raises(IdentityError):
+        I.check_mc_rate(zero, 2)
+    biased = _with(table, mc_errors=table.mc_errors + 1e-2)
+    with pytest.raises(IdentityError):
+        I.check_mc_rate(biased, 2)
+    # errors falling like N^(-1/3)
+    slow = _with(table, mc_errors=table.mc_errors * (table.budgets ** (1 / 6))[None, :, None])
+    with pytest.raises(IdentityError):
+        I.check_mc_rate(slow, 1)
+    # "parallel" is false one dimension away from 4
+    with pytest.raises(IdentityError):
+        I.check_parallel(table, 3)
+
+
+def test_mc_slope_stderr_matches_simulated_curves():
+    rng = np.random.default_rng(0)
+    budgets = np.array([10, 30, 100, 300, 1000, 3000, 10_000, 30_000, 100_000])
+    reps = 20
+    slopes = []
+    for _ in range(3000):
+        errs = rng.standard_normal((len(budgets), reps)) / np.sqrt(budgets)[:, None]
+        slopes.append(I.loglog_slope(budgets, np.sqrt((errs**2).mean(1))))
+    assert np.std(slopes) == pytest.approx(I.mc_slope_stderr(budgets, reps), rel=0.08)
+    assert np.mean(slopes) == pytest.approx(-0.5, abs=0.003)
+
+
+def test_grid_for_error_and_crossover():
+    for d, target in ((1, 1e-3), (2, 1e-3), (3, 1e-2)):
+        m = I.grid_for_error(d, target)
+        err = lambda k: abs(I.beta_midpoint_separable(d, k) - BETA22_MEAN_EXP)  # noqa: E731
+        assert err(m) <= target < err(m - 1)
+    m, e = I.crossover(3)
+    std = beta_problem(3).std
+    assert e <= std / math.sqrt(float(m) ** 3)
+    assert abs(I.beta_midpoint_separable(3, m - 1) - BETA22_MEAN_EXP) > std / math.sqrt(float(m - 1) ** 3)
+    assert 2e6 < m**3 < 5e6  # "about three million evaluations"
+
+
+@pytest.mark.parametrize("call, word", [
+    (lambda: I.beta_midpoint_separable(0, 3), "dim"),
+    (lambda: I.beta_midpoint_separable(2, 0), "m"),
+    (lambda: I.grid_for_error(2, 0.0), "target"),
+    (lambda: I.budget_table([], (1,)), "budgets"),
+    (lambda: I.budget_table([10], ()), "dims"),
+    (lambda: I.budget_table([10], (1,), reps=1), "reps"),
+    (lambda: I.loglog_slope([1, 2], [1, -1]), "positive"),
+    (lambda: I.mc_slope_stderr([10, 10], 5), "budgets"),
+    (lambda: I.check_midpoint_error(float("nan"), 10), "estimate"),
+])
+def test_new_functions_validate_arguments(call, word):
+    with pytest.raises(ValueError, match=word):
+        call()

@@ -17,7 +17,7 @@ import torch
 
 import numpy as np
 
-from tutorlib._validate import finite_float, one_of, positive_float
+from tutorlib._validate import finite_float, one_of, positive_float, positive_int
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -139,6 +139,195 @@ def bhattacharyya_plugin(log_p: Fn, log_q: Fn, samples: torch.Tensor) -> float:
         raise ValueError(f"samples must hold at least 1 draw along the first dimension, got shape {tuple(samples.shape)}")
     half_log_ratio = 0.5 * (log_q(samples) - log_p(samples)).double()
     return float(-(torch.logsumexp(half_log_ratio, dim=0) - math.log(half_log_ratio.shape[0])))
+
+
+def bhattacharyya_monte_carlo(log_p: Fn, log_q: Fn, samples: torch.Tensor) -> tuple[float, float]:
+    """The Bhattacharyya coefficient ``BC = int sqrt(p q) = E_{x~p}[sqrt(q(x) / p(x))]`` estimated by
+    sampling, without bias, and its standard error. ``samples`` are draws from ``p``; a sample where
+    ``q = 0`` contributes 0. (``D_B = -ln BC``; ``-ln`` of this estimate is the biased
+    :func:`bhattacharyya_plugin`.)"""
+    if not callable(log_p) or not callable(log_q):
+        raise ValueError("log_p and log_q must be callables returning log-densities")
+    samples = _as_tensor("samples", samples)
+    if samples.dim() == 0 or samples.shape[0] < 2:
+        raise ValueError(f"samples must hold at least 2 draws along the first dimension, got shape {tuple(samples.shape)}")
+    ratio = torch.exp(0.5 * (log_q(samples) - log_p(samples)).double())
+    return float(ratio.mean()), float(ratio.std(unbiased=True) / math.sqrt(ratio.shape[0]))
+
+
+def _uniform_log_prob(lo: float, hi: float) -> Fn:
+    # torch's own Uniform density (not this module's formulas); -inf outside [lo, hi)
+    dist = torch.distributions.Uniform(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64),
+                                       validate_args=False)
+    return dist.log_prob
+
+
+def check_kl_uniform(value: float, a, b, c, d, n: int = 1000, seed: int = 0) -> None:
+    """Chapter 1: a value of ``KL(U[a, b] || U[c, d])`` against a Monte Carlo estimate with ``n``
+    samples of ``U[a, b]`` and torch's ``Uniform`` log-densities. Inside ``[c, d]`` the log-ratio is the
+    same number for every sample, so the estimate is exact up to float64 rounding (``atol = 1e-12``);
+    a sample outside ``[c, d]`` makes it ``+inf``."""
+    from tutorlib.checks import compare
+
+    a, b = _check_interval("a", a, "b", b)
+    c, d = _check_interval("c", c, "d", d)
+    g = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
+    x = a + (b - a) * torch.rand(positive_int("n", n, minimum=2), generator=g, dtype=torch.float64)
+    est, _ = kl_monte_carlo(_uniform_log_prob(a, b), _uniform_log_prob(c, d), x)
+    compare(f"KL(U[{a:g},{b:g}] || U[{c:g},{d:g}])", value, est, atol=1e-12,
+            names=("closed form", f"Monte Carlo, n={n}"))
+
+
+def check_bhattacharyya_uniform(value: float, a, b, c, d, n: int = 100_000, seed: int = 0) -> None:
+    """Chapter 1: a value of ``D_B(U[a, b], U[c, d])`` against ``-ln`` of the unbiased sampling
+    estimate of ``BC = E_p[sqrt(q/p)]`` (:func:`bhattacharyya_monte_carlo`, ``n`` samples of ``U[a, b]``),
+    within four standard errors (``se(D_B) = se(BC) / BC``, the delta method)."""
+    from tutorlib.checks import compare
+
+    a, b = _check_interval("a", a, "b", b)
+    c, d = _check_interval("c", c, "d", d)
+    g = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
+    x = a + (b - a) * torch.rand(positive_int("n", n, minimum=2), generator=g, dtype=torch.float64)
+    bc, se = bhattacharyya_monte_carlo(_uniform_log_prob(a, b), _uniform_log_prob(c, d), x)
+    if bc == 0.0:
+        compare(f"D_B(U[{a:g},{b:g}], U[{c:g},{d:g}])", value, math.inf, atol=1e-12,
+                names=("closed form", "no sample where q > 0"))
+        return
+    compare(f"D_B(U[{a:g},{b:g}], U[{c:g},{d:g}])", value, -math.log(bc), atol=4 * se / bc,
+            names=("closed form", f"-ln(sampled BC), n={n}"))
+
+
+def check_bhattacharyya_normal(value: float, mu_p: float, sigma_p: float, mu_q: float, sigma_q: float,
+                               points: int = 200_001) -> None:
+    """Chapter 1: a value of ``D_B(N(mu_p, sigma_p^2), N(mu_q, sigma_q^2))`` against ``-ln`` of a grid sum
+    of ``sqrt(p q)`` over 20 standard deviations each side (NumPy, independent of the closed form).
+    The grid sum of a smooth, rapidly decaying integrand is accurate to float64 rounding: ``rtol = 1e-10``."""
+    import numpy as np
+
+    from tutorlib.checks import compare
+
+    mu_p, mu_q = finite_float("mu_p", mu_p), finite_float("mu_q", mu_q)
+    sigma_p, sigma_q = positive_float("sigma_p", sigma_p), positive_float("sigma_q", sigma_q)
+    width = 20 * max(sigma_p, sigma_q)
+    x, dx = np.linspace(min(mu_p, mu_q) - width, max(mu_p, mu_q) + width, positive_int("points", points, minimum=3),
+                        retstep=True)
+
+    def pdf(m, s):
+        return np.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+
+    bc = float(np.sum(np.sqrt(pdf(mu_p, sigma_p) * pdf(mu_q, sigma_q))) * dx)
+    compare(f"D_B(N({mu_p:g},{sigma_p:g}^2), N({mu_q:g},{sigma_q:g}^2))", value, -math.log(bc), rtol=1e-10,
+            names=("closed form", "-ln grid sum of sqrt(pq)"))
+
+
+def check_triangle_violated(d_ab: float, d_bc: float, d_ac: float, label: str = "D_B") -> None:
+    """Chapter 1: raise :class:`tutorlib.IdentityError` unless ``d_ac > d_ab + d_bc`` -- the triangle
+    inequality fails, so the divergence is not a metric. Prints the three numbers."""
+    from tutorlib.checks import IdentityError
+
+    d_ab, d_bc, d_ac = (finite_float(n, v) for n, v in (("d_ab", d_ab), ("d_bc", d_bc), ("d_ac", d_ac)))
+    ok = d_ac > d_ab + d_bc
+    print(f"{'✓' if ok else '✗'} {label} breaks the triangle inequality\n"
+          f"    {label}(a, c) = {d_ac:.6g} {'>' if ok else '<='} {label}(a, b) + {label}(b, c) = {d_ab + d_bc:.6g}")
+    if not ok:
+        raise IdentityError(f"{label}(a, c) = {d_ac:.6g} <= {label}(a, b) + {label}(b, c) = {d_ab + d_bc:.6g}: "
+                            f"no violation of the triangle inequality")
+
+
+def gaussian_mixture_pairs(n_pairs: int, grid, near: float = 0.5, seed: int = 0):
+    """Chapter 1: ``n_pairs`` random pairs ``(p, q)`` of two-component 1-D Gaussian mixtures (weights
+    in [0.1, 0.9], means in [-3, 3], standard deviations in [0.5, 1.5]) as probabilities on the points
+    of ``grid`` (each row normalised to sum 1; on a grid of ``[-10, 10]`` no density underflows). A fraction ``near`` of
+    the pairs has ``q`` a small perturbation of ``p`` (so their KL is close to 0). Returns ``(p, q)``,
+    two float64 arrays of shape ``(n_pairs, len(grid))``."""
+    import numpy as np
+
+    n_pairs = positive_int("n_pairs", n_pairs)
+    near = finite_float("near", near)
+    if not 0 <= near <= 1:
+        raise ValueError(f"near must lie in [0, 1], got {near}")
+    x = np.asarray(grid, dtype=np.float64)
+    if x.ndim != 1 or x.size < 3:
+        raise ValueError(f"grid must be a 1-D array of at least 3 points, got shape {x.shape}")
+    rng = np.random.default_rng(positive_int("seed", seed, minimum=0))
+
+    def params(n):
+        return (rng.uniform(0.1, 0.9, (n, 1)), rng.uniform(-3, 3, (n, 2)), rng.uniform(0.5, 1.5, (n, 2)))
+
+    def density(w, m, s):
+        comp = np.exp(-0.5 * ((x[None, None, :] - m[:, :, None]) / s[:, :, None]) ** 2) / s[:, :, None]
+        dens = w * comp[:, 0] + (1 - w) * comp[:, 1]
+        return dens / dens.sum(axis=1, keepdims=True)
+
+    wp, mp, sp = params(n_pairs)
+    wq, mq, sq = params(n_pairs)
+    k = int(round(near * n_pairs))  # the first k pairs: q is p with its parameters nudged
+    eps = 10.0 ** rng.uniform(-3, -1, (k, 1))
+    wq[:k] = np.clip(wp[:k] + eps * rng.standard_normal((k, 1)), 0.05, 0.95)
+    mq[:k] = mp[:k] + eps * rng.standard_normal((k, 2))
+    sq[:k] = sp[:k] * np.exp(eps * rng.standard_normal((k, 2)))
+    return density(wp, mp, sp), density(wq, mq, sq)
+
+
+def kl_discrete_rows(p, q):
+    """``sum_i p_i ln(p_i / q_i)`` for each row of two arrays of probabilities (``0 ln 0 = 0``;
+    ``+inf`` where ``q_i = 0 < p_i``). No normalisation is done: rows are taken as given."""
+    import numpy as np
+
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    if p.shape != q.shape:
+        raise ValueError(f"p and q must have the same shape, got {p.shape} and {q.shape}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0)
+    return terms.sum(axis=-1)
+
+
+def check_kl_nonnegative(kls, atol: float = 1e-12, label: str = "KL >= 0") -> None:
+    """Chapter 1: raise :class:`tutorlib.IdentityError` if any of ``kls`` is below ``-atol`` (float64
+    rounding of a sum of a few thousand terms is ~1e-15; ``atol = 1e-12``). Prints the smallest."""
+    import numpy as np
+
+    from tutorlib.checks import IdentityError
+
+    kls = np.asarray(kls, dtype=np.float64).reshape(-1)
+    if kls.size == 0 or np.isnan(kls).any():
+        raise ValueError("kls must be a non-empty array of numbers without NaN")
+    atol = positive_float("atol", atol)
+    i = int(np.argmin(kls))
+    ok = kls[i] >= -atol
+    print(f"{'✓' if ok else '✗'} {label} on {kls.size:,} pairs\n"
+          f"    smallest: {kls[i]:.3g} (pair {i}) {'>=' if ok else '<'} -atol = {-atol:.1e}")
+    if not ok:
+        raise IdentityError(f"{label}: pair {i} has KL = {kls[i]:.6g} < -{atol:.1e}")
+
+
+def bhattacharyya_bias(p, q, ns, reps: int, generator: torch.Generator | None = None) -> dict:
+    """Chapter 1: for each ``n`` in ``ns``, ``reps`` independent batches of ``n`` draws from ``p``
+    (``torch.distributions`` objects); per batch the plug-in estimate
+    ``-ln((1/n) sum sqrt(q/p))`` of ``D_B`` and the sampling estimate of ``KL(p || q)``. Returns
+    ``{"ns", "d_mean", "d_se", "kl_mean", "kl_se"}`` (means over the batches and their standard errors)."""
+    import numpy as np
+
+    reps = positive_int("reps", reps, minimum=2)
+    ns = [positive_int("ns[i]", int(n)) for n in ns]
+    out = {"ns": np.array(ns), "d_mean": [], "d_se": [], "kl_mean": [], "kl_se": []}
+    for n in ns:
+        x = p.sample((reps, n)) if generator is None else _sample_with(p, (reps, n), generator)
+        log_ratio = (q.log_prob(x) - p.log_prob(x)).double()
+        d_hat = -(torch.logsumexp(0.5 * log_ratio, dim=1) - math.log(n))
+        kl_hat = (-log_ratio).mean(dim=1)
+        for key, v in (("d", d_hat), ("kl", kl_hat)):
+            out[f"{key}_mean"].append(float(v.mean()))
+            out[f"{key}_se"].append(float(v.std() / math.sqrt(reps)))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _sample_with(dist, shape, generator):
+    # a Normal drawn with an explicit generator (torch.distributions' sample() takes none)
+    if not isinstance(dist, torch.distributions.Normal):
+        raise ValueError("with a generator, p must be a torch.distributions.Normal")
+    eps = torch.randn(shape + tuple(dist.loc.shape), generator=generator, dtype=torch.float64)
+    return dist.loc + dist.scale * eps
 
 
 # --- divergences defined in the dual space (chapters 7 and 8) -------------------------------

@@ -110,18 +110,28 @@ def quadrature_vs_samples(problem, n: int, ax=None, seed: int = 0):
     return ax
 
 
-def errors_vs_budget(curves, ax=None, legend: bool = True):
-    """Chapter 1: log-log absolute error of quadrature and Monte Carlo against function evaluations."""
+def errors_vs_budget(curves, ax=None, legend: bool = True, ylim=None, xlim=None):
+    """Chapter 1: log-log absolute error of quadrature and Monte Carlo against function evaluations,
+    with the 10-90 % band of the Monte Carlo runs where ``curves`` has it. ``ylim``/``xlim``: fixed
+    axes (for sliders), else Matplotlib's."""
     ax = _ax(ax)
     # An error of exactly 0 (quadrature at machine precision) is drawn at 1e-16 so the log scale holds it.
-    ax.loglog(curves.quad_evals, np.maximum(curves.quad_error, 1e-16), "o-", color=COLORS["quadrature"], ms=3, label="quadrature")
+    ax.loglog(curves.quad_evals, np.maximum(curves.quad_error, 1e-16), "o-", color=COLORS["quadrature"], ms=3,
+              label="quadrature")
     ax.loglog(curves.budgets, curves.mc_error, "s-", color=COLORS["monte carlo"], ms=3, label="Monte Carlo (RMS)")
+    if getattr(curves, "mc_lo", None) is not None:
+        ax.fill_between(curves.budgets, curves.mc_lo, curves.mc_hi, color=COLORS["monte carlo"], alpha=0.15, lw=0,
+                        label=f"Monte Carlo, 10-90 % of {curves.reps} runs")
     ax.loglog(curves.budgets, curves.mc_predicted, "--", color=COLORS["monte carlo"], lw=0.8, label=r"$\sigma_f/\sqrt{N}$")
     ax.set_xlabel("function evaluations N")
     ax.set_ylabel("|error|")
     ax.set_title(f"dimension d = {curves.dim}")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
     if legend:
-        ax.legend(loc="lower left")
+        ax.legend(loc="lower left", fontsize=8)
     return ax
 
 

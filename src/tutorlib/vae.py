@@ -526,12 +526,24 @@ class ToyJoint:
         n = 2**self.dim
         self.images = ((torch.arange(n)[:, None] >> torch.arange(self.dim)) & 1).double()  # (n, dim)
         self.p_data = torch.softmax(torch.randn(n, generator=g, dtype=torch.float64) * 1.5, 0)
+        self._draw_model(g)
+        self.z = torch.linspace(-z_max, z_max, positive_int("grid", grid, minimum=3), dtype=torch.float64)
+        self.dz = float(self.z[1] - self.z[0])
+
+    def _draw_model(self, g: torch.Generator) -> None:
+        n = len(self.images)
         self.mu = torch.randn(n, generator=g, dtype=torch.float64)
         self.logvar = torch.randn(n, generator=g, dtype=torch.float64) * 0.5 - 1.0
         self.a = torch.randn(self.dim, generator=g, dtype=torch.float64) * 2
         self.b = torch.randn(self.dim, generator=g, dtype=torch.float64)
-        self.z = torch.linspace(-z_max, z_max, positive_int("grid", grid, minimum=3), dtype=torch.float64)
-        self.dz = float(self.z[1] - self.z[0])
+
+    def with_model(self, seed: int) -> "ToyJoint":
+        """A copy with the same data distribution and grid but a new random encoder and decoder."""
+        import copy
+
+        other = copy.copy(self)
+        other._draw_model(torch.Generator().manual_seed(positive_int("seed", seed, minimum=0) + 7919))
+        return other
 
     def log_decoder(self) -> torch.Tensor:
         """``ln q(x|z)`` on (images, grid)."""
@@ -540,9 +552,11 @@ class ToyJoint:
         return -F.binary_cross_entropy_with_logits(logits.expand(len(x), -1, -1), x.expand(-1, -1, len(self.z)),
                                                    reduction="none").sum(1)
 
-    def log_encoder(self) -> torch.Tensor:
-        """``ln p(z|x)`` on (images, grid)."""
-        return gaussian_log_prob(self.z[None, :, None], self.mu[:, None, None], self.logvar[:, None, None])
+    def log_encoder(self, mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> torch.Tensor:
+        """``ln p(z|x)`` on (images, grid) (for the table ``mu``, ``logvar`` if given, else the model's)."""
+        mu = self.mu if mu is None else mu
+        logvar = self.logvar if logvar is None else logvar
+        return gaussian_log_prob(self.z[None, :, None], mu[:, None, None], logvar[:, None, None])
 
     def log_prior(self) -> torch.Tensor:
         return -0.5 * (LOG_2PI + self.z**2)
@@ -556,13 +570,26 @@ class ToyJoint:
         inner = self._integrate(le.exp() * (self.p_data.log()[:, None] + le - self.log_decoder() - self.log_prior()))
         return float((self.p_data * inner).sum())
 
+    def _loss_per_image(self, mu: torch.Tensor, logvar: torch.Tensor, log_dec: torch.Tensor) -> torch.Tensor:
+        from tutorlib.divergences import kl_normal_std
+
+        rec = self._integrate(self.log_encoder(mu, logvar).exp() * -log_dec)
+        return rec + kl_normal_std(mu[:, None], logvar[:, None])
+
+    def _loss(self, mu: torch.Tensor, logvar: torch.Tensor, log_dec: torch.Tensor) -> torch.Tensor:
+        return (self.p_data * self._loss_per_image(mu, logvar, log_dec)).sum()
+
     def loss(self) -> float:
         """Su's loss ``L = E_x[ E_{z~p(z|x)}[-ln q(x|z)] + KL(p(z|x) || q(z)) ]`` (analytic KL)."""
+        return float(self._loss(self.mu, self.logvar, self.log_decoder()))
+
+    def loss_terms(self) -> tuple[float, float]:
+        """The two terms of :meth:`loss`: ``E_x E_z[-ln q(x|z)]`` and ``E_x KL(p(z|x) || q(z))``."""
         from tutorlib.divergences import kl_normal_std
 
         rec = self._integrate(self.log_encoder().exp() * -self.log_decoder())
         kl = kl_normal_std(self.mu[:, None], self.logvar[:, None])
-        return float((self.p_data * (rec + kl)).sum())
+        return float((self.p_data * rec).sum()), float((self.p_data * kl).sum())
 
     def data_log_likelihood(self) -> float:
         """``E_x[ln p_data(x)]`` (minus the data's entropy)."""
@@ -572,20 +599,163 @@ class ToyJoint:
         """``ln q(x) = ln int q(x|z) q(z) dz`` for every image."""
         return torch.logsumexp(self.log_decoder() + self.log_prior(), dim=-1) + math.log(self.dz)
 
+    def log_posterior(self) -> torch.Tensor:
+        """The model's exact posterior ``ln q(z|x) = ln q(x|z) + ln q(z) - ln q(x)`` on (images, grid)."""
+        return self.log_decoder() + self.log_prior() - self.log_marginal()[:, None]
+
     def posterior_gap(self) -> float:
         """``E_x[KL(p(z|x) || q(z|x))]`` with the exact posterior ``q(z|x) = q(x|z) q(z) / q(x)``."""
         le = self.log_encoder()
-        log_post = self.log_decoder() + self.log_prior() - self.log_marginal()[:, None]
-        return float((self.p_data * self._integrate(le.exp() * (le - log_post))).sum())
+        return float((self.p_data * self._integrate(le.exp() * (le - self.log_posterior()))).sum())
+
+    def fit_encoder(self, max_iter: int = 100) -> list[float]:
+        """Minimise :meth:`loss` over the encoder table ``(mu, logvar)`` (decoder and data fixed) with
+        L-BFGS, in place. Since ``L = -E ln q(x) + gap`` and ``q(x)`` does not depend on the encoder,
+        this minimises the posterior gap. Each image's ``(mu, logvar)`` enters only its own term, so
+        the unweighted sum of the per-image losses has the same minimiser and is better conditioned;
+        that is what L-BFGS minimises. Returns the gap ``L + E ln q(x)`` after each evaluation."""
+        max_iter = positive_int("max_iter", max_iter)
+        log_dec = self.log_decoder()
+        nll = -float((self.p_data * self.log_marginal()).sum())
+        mu = self.mu.clone().requires_grad_(True)
+        logvar = self.logvar.clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([mu, logvar], lr=1.0, max_iter=max_iter, max_eval=2 * max_iter,
+                                tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe")
+        gaps = []
+
+        def closure():
+            opt.zero_grad()
+            per_image = self._loss_per_image(mu, logvar, log_dec)
+            per_image.sum().backward()
+            gaps.append(float((self.p_data * per_image.detach()).sum()) - nll)
+            return per_image.sum()
+
+        opt.step(closure)
+        self.mu, self.logvar = mu.detach(), logvar.detach()
+        return gaps
+
+    def log_affinity(self) -> torch.Tensor:
+        """``ln g(x)`` with ``g(x) = int sqrt(p(z|x) q(x|z) q(z)) dz``, per image: the Bhattacharyya
+        coefficient of the joints is ``sum_x sqrt(p_data(x)) g(x) = E_{x~p_data}[p_data(x)^(-1/2) g(x)]``."""
+        half = 0.5 * (self.log_encoder() + self.log_decoder() + self.log_prior())
+        return torch.logsumexp(half, dim=-1) + math.log(self.dz)
+
+    def bhattacharyya_joint(self) -> float:
+        """``D_B(p(x, z), q(x, z)) = -ln sum_x sqrt(p_data(x)) g(x)``: needs ``p_data(x)`` at every image."""
+        return float(-torch.logsumexp(0.5 * self.p_data.log() + self.log_affinity(), dim=0))
+
+    def bhattacharyya_without_density(self) -> float:
+        """``-ln E_{x~p_data}[g(x)]``: the coefficient with the unknown factor ``p_data(x)^(-1/2)`` left
+        out -- what samples of the data alone could estimate. Not ``D_B`` up to a constant (chapter 2)."""
+        return float(-torch.logsumexp(self.p_data.log() + self.log_affinity(), dim=0))
+
+
+def check_bounds(loss: float, nll: float, entropy: float) -> None:
+    """Chapter 2: ``L >= -E ln q(x) >= -E ln p(x) = H(p) >= 0``, the chain that bounds the loss of a
+    model of *discrete* data below by a positive number (the data's entropy). Raises
+    :class:`tutorlib.IdentityError` where a link breaks; prints the chain."""
+    from tutorlib._validate import finite_float
+    from tutorlib.checks import IdentityError
+
+    loss, nll, entropy = finite_float("loss", loss), finite_float("nll", nll), finite_float("entropy", entropy)
+    ok = loss >= nll >= entropy >= 0
+    print(f"{'✓' if ok else '✗'} L = {loss:.4f} >= -E ln q(x) = {nll:.4f} >= -E ln p(x) = H(p) = {entropy:.4f} >= 0")
+    if not ok:
+        raise IdentityError(f"the chain L >= -E ln q(x) >= H(p) >= 0 is broken: {loss:.6g}, {nll:.6g}, {entropy:.6g}")
+
+
+def toy_joint_kl_bruteforce(p_data, mu, logvar, a, b, z_max: float = 40.0) -> float:
+    """Chapter 2: ``KL(p(x, z) || q(x, z))`` of a :class:`ToyJoint`'s parameters, written from the
+    definition with plain Python floats and SciPy's adaptive quadrature over ``z`` -- no helper shared
+    with :class:`ToyJoint` (which uses torch on a fixed grid)."""
+    from scipy import integrate
+
+    p_data, mu, logvar, a, b = ([float(v) for v in t] for t in (p_data, mu, logvar, a, b))
+    dim = len(a)
+    if len(p_data) != 2**dim or len(mu) != len(p_data) or len(logvar) != len(p_data) or len(b) != dim:
+        raise ValueError("p_data, mu and logvar need 2**dim entries and a, b dim entries")
+    total = 0.0
+    for i, (px, m, lv) in enumerate(zip(p_data, mu, logvar)):
+        bits = [(i >> k) & 1 for k in range(dim)]
+        s2 = math.exp(lv)
+
+        def integrand(z):
+            log_enc = -0.5 * (math.log(2 * math.pi * s2) + (z - m) ** 2 / s2)
+            log_prior = -0.5 * (math.log(2 * math.pi) + z * z)
+            log_dec = 0.0
+            for bit, ak, bk in zip(bits, a, b):
+                t = ak * z + bk  # ln sigmoid(t) = -ln(1 + e^-t), computed stably
+                log_dec += -math.log1p(math.exp(-t)) if t > 0 else t - math.log1p(math.exp(t))
+                if not bit:
+                    log_dec -= t  # ln(1 - sigmoid(t)) = ln sigmoid(t) - t
+            return math.exp(log_enc) * (math.log(px) + log_enc - log_dec - log_prior)
+
+        val, _ = integrate.quad(integrand, m - z_max * math.sqrt(s2), m + z_max * math.sqrt(s2),
+                                epsabs=1e-13, epsrel=1e-12, limit=200)
+        total += px * val
+    return total
+
+
+def check_toy_joint_kl(toy: ToyJoint) -> None:
+    """Chapter 2: the toy's joint KL and ``E ln p(x) + L`` (each from the library's grid arrays)
+    against :func:`toy_joint_kl_bruteforce` (SciPy's adaptive quadrature of the definition). Both
+    integrals converge to ~1e-12; ``atol = 1e-9`` allows the grid sum's error."""
+    from tutorlib.checks import compare
+
+    if not isinstance(toy, ToyJoint):
+        raise ValueError(f"toy must be a ToyJoint, got {type(toy).__name__}")
+    brute = toy_joint_kl_bruteforce(toy.p_data, toy.mu, toy.logvar, toy.a, toy.b)
+    compare("KL of the joints, grid vs brute force", toy.joint_kl(), brute, atol=1e-9,
+            names=("ToyJoint.joint_kl", "scipy quad of the definition"))
+    compare("E ln p(x) + L vs the brute-force joint KL", toy.data_log_likelihood() + toy.loss(), brute, atol=1e-9,
+            names=("E ln p(x) + L", "scipy quad of the definition"))
+
+
+def check_gaussian_optimum(toy: ToyJoint, atol: float = 1e-6) -> None:
+    """Chapter 2: is each Gaussian ``p(z|x) = N(mu, sigma^2)`` of ``toy`` the best Gaussian for the exact
+    posterior (the minimum of ``KL(p(z|x) || q(z|x))``)? At that minimum
+    ``E_p[d/dz ln q(z|x)] = 0`` and ``sigma^2 E_p[d^2/dz^2 ln q(z|x)] = -1``. The derivatives are the
+    analytic ``sum_k a_k (x_k - sigmoid(a_k z + b_k)) - z`` and ``-sum_k a_k^2 s_k (1 - s_k) - 1``, the
+    expectations 150-point Gauss-Hermite sums (NumPy; converged to ~1e-12 here, where 60 points leave
+    1e-6): nothing shared with the grid the loss uses. :meth:`ToyJoint.fit_encoder` stops at gradients
+    of ~5e-8, which leave residuals of ~1e-7; ``atol = 1e-6``."""
+    import numpy as np
+
+    from tutorlib.checks import compare
+
+    if not isinstance(toy, ToyJoint):
+        raise ValueError(f"toy must be a ToyJoint, got {type(toy).__name__}")
+    nodes, weights = np.polynomial.hermite_e.hermegauss(150)  # for E over N(0, 1)
+    weights = weights / weights.sum()
+    mu, sigma = toy.mu.numpy(), np.exp(0.5 * toy.logvar.numpy())
+    z = mu[:, None] + sigma[:, None] * nodes[None, :]  # (images, nodes)
+    a, b, x = toy.a.numpy(), toy.b.numpy(), toy.images.numpy()
+    s = 1.0 / (1.0 + np.exp(-(a[None, None, :] * z[:, :, None] + b[None, None, :])))  # (images, nodes, dim)
+    d1 = (a * (x[:, None, :] - s)).sum(-1) - z
+    d2 = -(a**2 * s * (1 - s)).sum(-1) - 1.0
+    first = (d1 * weights).sum(-1)
+    second = sigma**2 * (d2 * weights).sum(-1)
+    compare("E_p[d/dz ln q(z|x)] at the fitted encoder, per image", first, np.zeros_like(first), atol=atol,
+            names=("Gauss-Hermite", "0"))
+    compare("sigma^2 E_p[d^2/dz^2 ln q(z|x)], per image", second, -np.ones_like(second), atol=atol,
+            names=("Gauss-Hermite", "-1"))
 
 
 def sigma_sweep(x_train: torch.Tensor, x_show: torch.Tensor, sigma2s: Sequence[float], steps: int, z_dim: int = 16,
-                hidden: int = 256, seed: int = 0) -> dict:
+                hidden: int = 256, seed: int = 0, x_eval: torch.Tensor | None = None, eval_draws: int = 10) -> dict:
     """Chapter 2's experiment: one Gaussian-decoder VAE per fixed decoder variance ``sigma^2``.
 
-    Returns ``{sigma2: {"model", "recon", "samples", "mse", "kl"}}`` with the reconstructions of
-    ``x_show``, 16 samples from the prior, and the mean squared error and KL per image on ``x_show``.
+    Returns ``{sigma2: {...}}`` with ``"model"``, the reconstructions (at the encoder mean) of
+    ``x_show`` (``"recon"``), 16 samples from the prior (``"samples"``), and on ``x_eval`` (default
+    ``x_show``), per image: ``"mse"`` (squared error of the reconstruction at the encoder mean),
+    ``"sq_err"`` (``||x - mu(z)||^2`` at ``eval_draws`` encoder samples ``z``, as in the loss), the two
+    loss terms ``"rec"`` (``E_z[-ln q(x|z)]``, nats) and ``"kl"``, their sum ``"loss"``, and
+    ``"ml_sigma2"`` = ``sq_err / D``, the maximum-likelihood decoder variance for that model.
     """
+    from tutorlib.divergences import kl_normal_std
+
+    x_eval = x_show if x_eval is None else x_eval
+    eval_draws = positive_int("eval_draws", eval_draws)
     results = {}
     for s2 in sigma2s:
         s2 = positive_float("sigma2", s2)
@@ -594,14 +764,61 @@ def sigma_sweep(x_train: torch.Tensor, x_show: torch.Tensor, sigma2s: Sequence[f
         fit(model, x_train, steps, binarize=None, seed=seed, desc=f"sigma^2={s2}")
         model.eval()
         with torch.no_grad():
-            from tutorlib.divergences import kl_normal_std
-
             mu, logvar = model.encode(x_show)
             recon = model.mean(mu)
-            results[s2] = {"model": model, "recon": recon.clamp(0, 1), "samples": model.sample(16).clamp(0, 1),
-                           "mse": float(((recon - x_show) ** 2).sum(-1).mean()),
-                           "kl": float(kl_normal_std(mu, logvar).mean())}
+            samples = model.sample(16)
+            mu_e, logvar_e = model.encode(x_eval)
+            g = torch.Generator().manual_seed(seed)
+            u = torch.randn((eval_draws, *mu_e.shape), generator=g).to(mu_e.device)
+            z = model.reparameterize(mu_e, logvar_e, k=eval_draws, u=u)
+            sq_err = float(((x_eval - model.mean(z)) ** 2).sum(-1).mean())
+            rec = float(model.nll(x_eval, z).mean())
+            kl = float(kl_normal_std(mu_e, logvar_e).mean())
+            results[s2] = {"model": model, "recon": recon.clamp(0, 1), "samples": samples.clamp(0, 1),
+                           "mse": float(((model.mean(mu_e) - x_eval) ** 2).sum(-1).mean()), "sq_err": sq_err,
+                           "rec": rec, "kl": kl, "loss": rec + kl, "ml_sigma2": sq_err / x_eval.shape[1]}
     return results
+
+
+def check_ml_sigma2(nll_of_sigma2: Callable[[float], float], per_pixel_sq_err: float) -> float:
+    """Chapter 2: the maximum-likelihood decoder variance is the per-pixel squared error. Minimises
+    ``nll_of_sigma2`` (the mean Gaussian ``-ln q(x|z)`` of fixed reconstructions as a function of
+    ``sigma^2``) numerically over ``ln sigma^2`` and compares the minimiser with ``per_pixel_sq_err``
+    (``rtol = 1e-6``: the optimiser is run to ``1e-9`` in ``ln sigma^2``). Returns the minimiser."""
+    from scipy import optimize
+
+    from tutorlib.checks import compare
+
+    if not callable(nll_of_sigma2):
+        raise ValueError("nll_of_sigma2 must be a callable sigma2 -> mean negative log-likelihood")
+    target = positive_float("per_pixel_sq_err", per_pixel_sq_err)
+    res = optimize.minimize_scalar(lambda t: float(nll_of_sigma2(math.exp(t))), bounds=(-15.0, 5.0),
+                                   method="bounded", options={"xatol": 1e-9})
+    best = math.exp(res.x)
+    compare("maximum-likelihood sigma^2 = per-pixel squared error", best, target, rtol=1e-6,
+            names=("argmin of the Gaussian NLL", "||x - mu(z)||^2 / D"))
+    return best
+
+
+def check_sigma2_consistent(results: dict) -> float:
+    """Chapter 2: in a :func:`sigma_sweep`, the ``sigma^2`` with the lowest loss ``L`` (nats; comparable
+    across ``sigma^2`` because each is the same bound on ``-ln q(x)``) must be the one closest, in
+    ``|ln(sigma^2 / ml_sigma2)|``, to the maximum-likelihood variance of its own model. Raises
+    :class:`tutorlib.IdentityError` otherwise; prints both and returns the best ``sigma^2``."""
+    from tutorlib.checks import IdentityError
+
+    if not isinstance(results, dict) or len(results) < 2:
+        raise ValueError("results must be a sigma_sweep dict with at least two sigma^2 values")
+    best = min(results, key=lambda v: results[v]["loss"])
+    nearest = min(results, key=lambda v: abs(math.log(v / results[v]["ml_sigma2"])))
+    ok = best == nearest
+    print(f"{'✓' if ok else '✗'} the lowest loss is where sigma^2 is closest to its own maximum-likelihood value\n"
+          f"    lowest L: sigma^2 = {best} (L = {results[best]['loss']:.1f}) | closest to ML: sigma^2 = {nearest} "
+          f"(ML sigma^2 = {results[nearest]['ml_sigma2']:.4f})")
+    if not ok:
+        raise IdentityError(f"the lowest loss is at sigma^2 = {best}, but sigma^2 = {nearest} is closest to its "
+                            f"maximum-likelihood value")
+    return best
 
 
 def prior_sampling_sweep(x_train: torch.Tensor, ks: Sequence[int], steps: int, z_dim: int = 16, hidden: int = 256,

@@ -79,8 +79,10 @@ def explore(draw: Callable, name: str, values: Sequence, static: Sequence | None
 
 # --- chapter 1 -------------------------------------------------------------------------------
 
-N_VALUES = (2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128)
-DIM_VALUES = (1, 2, 3, 4, 5, 6, 8)
+N_VALUES = (2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128)  # grid points / samples of the 1-D picture
+DIM_VALUES = (1, 2, 3, 4, 5, 6, 7, 8)
+BUDGETS = (10, 30, 100, 300, 1000, 3000, 10_000, 30_000, 100_000)  # function evaluations N
+ERROR_YLIM = (1e-11, 1e4)  # fixed axes: every frame of both chapter-1 sliders on one scale
 
 
 @functools.lru_cache(maxsize=None)
@@ -93,6 +95,14 @@ def _curves(dim: int, max_budget: int, reps: int):
     return error_curves(beta_problem(dim), budgets, reps=reps, seed=dim)
 
 
+def budget_table(reps: int = 20, seed: int = 0):
+    """Chapter 1: the one table both sliders slice, :func:`tutorlib.integration.budget_table` over
+    :data:`DIM_VALUES` and :data:`BUDGETS` (a few seconds; compute it once and pass it in)."""
+    from tutorlib.integration import budget_table as table
+
+    return table(BUDGETS, DIM_VALUES, reps=reps, seed=seed)
+
+
 def draw_sampling_n(ax, n: int):
     """Chapter 1: quadrature points vs samples for ``n`` evaluations in one dimension."""
     from tutorlib.integration import beta_problem
@@ -101,21 +111,105 @@ def draw_sampling_n(ax, n: int):
     return quadrature_vs_samples(beta_problem(1), n, ax=ax)
 
 
-def draw_dimension(ax, dim: int, max_budget: int = 100_000, reps: int = 12):
-    """Chapter 1: error against the number of evaluations in dimension ``dim``."""
+def winners(table, n: int) -> list[str]:
+    """For the budget ``n``: per dimension of ``table``, ``"quadrature"`` where its error is below the
+    Monte Carlo RMS error, else ``"Monte Carlo"``."""
+    if n not in table.budgets:
+        raise ValueError(f"n must be one of the table's budgets {list(map(int, table.budgets))}, got {n!r}")
+    j = list(table.budgets).index(n)
+    rms = table.mc_rms()[:, j]
+    return ["quadrature" if q < r else "Monte Carlo" for q, r in zip(table.quad_error[:, j], rms)]
+
+
+def _winner_title(n: int, dims, who) -> str:
+    quad = [d for d, w in zip(dims, who) if w == "quadrature"]
+    mc = [d for d, w in zip(dims, who) if w != "quadrature"]
+    if quad and mc and max(quad) < min(mc):
+        return f"N = {n:,} evaluations:\nquadrature wins for d <= {max(quad)}, Monte Carlo for d >= {min(mc)}"
+    if not mc:
+        return f"N = {n:,} evaluations:\nquadrature wins in every dimension shown"
+    if not quad:
+        return f"N = {n:,} evaluations:\nMonte Carlo wins in every dimension shown"
+    return f"N = {n:,} evaluations:\nquadrature wins for d in {quad}, Monte Carlo for d in {mc}"
+
+
+def winners_summary(table) -> str:
+    """One line per budget of ``table``: where each method wins (the titles of :func:`draw_budget`)."""
+    return "\n".join(_winner_title(int(n), table.dims, winners(table, int(n))).replace(":\n", ": ")
+                     for n in table.budgets)
+
+
+def draw_budget(ax, n: int, table):
+    """Chapter 1, the ``n`` slider: the same budget of ``n`` function evaluations in every dimension of
+    ``table``. Quadrature uses the largest grid ``m**d <= n`` (its ``m`` is printed under each ``d``);
+    every run of Monte Carlo is a dot, their root-mean-square error a line; the shading marks the winner."""
+    import numpy as np
+
+    from tutorlib.plotting import COLORS
+
+    who = winners(table, n)
+    j = list(table.budgets).index(n)
+    dims = np.asarray(table.dims)
+    for d, w in zip(dims, who):
+        ax.axvspan(d - 0.5, d + 0.5, color=COLORS["quadrature" if w == "quadrature" else "monte carlo"],
+                   alpha=0.08, lw=0)
+    reps = table.reps
+    jitter = np.linspace(-0.18, 0.18, reps)
+    runs = np.clip(np.abs(table.mc_errors[:, j, :]), ERROR_YLIM[0], None)
+    ax.plot((dims[:, None] + jitter[None, :]).ravel(), runs.ravel(), ".", ms=3, alpha=0.45,
+            color=COLORS["monte carlo"], label=f"one Monte Carlo run of N samples ({reps} runs)")
+    ax.semilogy(dims, table.mc_rms()[:, j], "s-", ms=4, color=COLORS["monte carlo"], label="Monte Carlo, RMS error")
+    ax.semilogy(dims, np.maximum(table.quad_error[:, j], ERROR_YLIM[0]), "o-", ms=5, color=COLORS["quadrature"],
+                label="quadrature, m^d <= N grid points")
+    ax.set_xticks(dims)
+    ax.set_xticklabels([f"{d}\nm={m if m < 10_000 else f'{m:.0e}'.replace('+0', '')}"
+                        for d, m in zip(dims, table.quad_m[:, j])], fontsize=7)
+    ax.set_xlim(dims[0] - 0.5, dims[-1] + 0.5)
+    ax.set_ylim(*ERROR_YLIM)
+    ax.set_xlabel("dimension d (m: grid points per axis)")
+    ax.set_ylabel("|error| of E[f]")
+    ax.set_title(_winner_title(n, table.dims, who), fontsize=9)
+    ax.legend(loc="lower right", fontsize=7)
+    return ax
+
+
+def draw_dimension(ax, dim: int, table=None, max_budget: int = 100_000, reps: int = 12):
+    """Chapter 1, the ``d`` slider: error against the number of evaluations in dimension ``dim``, on
+    fixed axes, with the fitted slopes. ``table``: a :func:`budget_table` (else computed and cached)."""
+    from tutorlib.integration import quad_slope
     from tutorlib.plotting import errors_vs_budget
 
-    return errors_vs_budget(_curves(positive_int("dim", dim), max_budget, reps), ax=ax, legend=dim == 1)
+    dim = positive_int("dim", dim)
+    if table is None:
+        curves = _curves(dim, max_budget, reps)
+        errors_vs_budget(curves, ax=ax, legend=dim == 1)
+        return ax
+    from tutorlib.integration import mc_slope
+
+    curves = table.curves(dim)
+    errors_vs_budget(curves, ax=ax, legend=True, ylim=ERROR_YLIM, xlim=(0.7, 1.5 * max(table.budgets)))
+    s_mc, _ = mc_slope(table, dim)
+    i = table.index(dim)
+    if (table.quad_m[i] >= 4).sum() >= 2:
+        quad_note = f"quadrature {quad_slope(table, dim, min_m=4):.2f} (-2/d = {-2 / dim:.2f})"
+    else:  # only grids of 1-4 points per axis: far from the asymptotic law
+        quad_note = f"quadrature {quad_slope(table, dim):.2f} (m <= {table.quad_m[i].max()}; -2/d = {-2 / dim:.2f})"
+    ax.text(0.98, 0.97, f"fitted slopes:\n{quad_note}\nMonte Carlo {s_mc:.2f} (-1/2)", transform=ax.transAxes,
+            ha="right", va="top", fontsize=7.5)
+    return ax
 
 
-def sampling_n_slider(static=(4, 16, 64)) -> None:
-    """Chapter 1: the slider for ``n`` (points in one dimension)."""
-    explore(draw_sampling_n, "n", N_VALUES, static=static, value=8, title="grid points vs samples")
+def sampling_n_slider(table, static=(10, 1000, 100_000)) -> None:
+    """Chapter 1: the slider for the budget ``N`` of function evaluations, shared by every dimension."""
+    draw = functools.partial(draw_budget, table=table)
+    explore(draw, "N", [int(b) for b in table.budgets], static=static, value=1000,
+            title="the same budget N in every dimension", panel=(4.6, 3.4))
 
 
-def dimension_slider(static=(1, 4, 8)) -> None:
+def dimension_slider(table, static=(1, 4, 8)) -> None:
     """Chapter 1: the slider for the dimension ``d``."""
-    explore(draw_dimension, "d", DIM_VALUES, static=static, value=4, title="error vs evaluations")
+    draw = functools.partial(draw_dimension, table=table)
+    explore(draw, "d", list(table.dims), static=static, value=4, title="error vs evaluations", panel=(4.2, 3.4))
 
 
 # --- chapters 7 and 8 ------------------------------------------------------------------------
@@ -200,20 +294,44 @@ def lambda_slider(static=(0.1, 1.0, 10.0)) -> None:
 
 # --- chapters 2-4 ----------------------------------------------------------------------------------
 
-def draw_sigma2(ax, sigma2: float, results: dict, originals):
-    """Chapter 2: originals, reconstructions and samples of the VAE trained with decoder variance ``sigma2``."""
-    import torch
+def draw_sigma2(ax, sigma2: float, results: dict, originals, n: int = 8):
+    """Chapter 2: for the VAE trained with decoder variance ``sigma2`` (one entry of
+    :func:`tutorlib.vae.sigma_sweep`), ``n`` test images, their reconstructions and ``n`` samples from
+    the prior (left), and the two loss terms of every trained ``sigma^2`` with this one marked (right,
+    the same axes for every value): the weighted squared error ``||x - mu(z)||^2 / (2 sigma^2)`` and
+    the KL term, in nats per image, with the maximum-likelihood ``sigma^2`` of this model."""
+    import numpy as np
 
     from tutorlib.plotting import image_grid
 
     if sigma2 not in results:
         raise ValueError(f"sigma2 must be one of the trained values {sorted(results)}, got {sigma2}")
     r = results[sigma2]
-    n = min(8, len(originals))
+    n = min(positive_int("n", n), len(originals), len(r["samples"]))
+    ax.set_axis_off()
+    img = ax.inset_axes([0.08, 0.0, 0.52, 0.86])
     rows = torch.cat([originals[:n], r["recon"][:n], r["samples"][:n]])
-    image_grid(rows, shape=(28, 28), nrow=n, ax=ax)
-    ax.set_title(f"sigma^2 = {sigma2}: squared error {r['mse']:.1f}, KL {r['kl']:.1f} nats\n"
-                 "rows: data, reconstructions, samples", fontsize=8)
+    image_grid(rows, shape=(28, 28), nrow=n, ax=img)
+    for k, label in enumerate(("data", "recon-\nstructions", "samples\nfrom the\nprior")):
+        img.text(-0.01, 1 - (k + 0.5) / 3, label, transform=img.transAxes, ha="right", va="center", fontsize=7)
+    curve = ax.inset_axes([0.68, 0.12, 0.31, 0.74])
+    s2s = np.array(sorted(results))
+    weighted = np.array([results[v]["sq_err"] / (2 * v) for v in s2s])
+    kls = np.array([results[v]["kl"] for v in s2s])
+    curve.loglog(s2s, weighted, "o-", ms=3, color="C0", label=r"$\|x-\mu(z)\|^2/(2\sigma^2)$")
+    curve.loglog(s2s, kls, "s-", ms=3, color="C3", label="KL term")
+    curve.loglog([sigma2], [r["sq_err"] / (2 * sigma2)], "o", ms=9, mfc="none", color="C0")
+    curve.loglog([sigma2], [r["kl"]], "s", ms=9, mfc="none", color="C3")
+    curve.axvline(sigma2, color="k", lw=0.6, ls=":")
+    curve.axvline(r["ml_sigma2"], color="C2", lw=1.0, ls="--", label=r"ML $\sigma^2$ of this model")
+    curve.set_xlim(s2s.min() / 2, s2s.max() * 2)
+    curve.set_ylim(min(weighted.min(), kls.min()) / 3, max(weighted.max(), kls.max()) * 3)
+    curve.set_xlabel(r"decoder variance $\sigma^2$", fontsize=8)
+    curve.set_ylabel("nats per image", fontsize=8)
+    curve.tick_params(labelsize=7)
+    curve.legend(fontsize=6, loc="upper right")
+    ax.set_title(f"sigma^2 = {sigma2}: squared error {r['sq_err']:.1f}, KL {r['kl']:.1f} nats, "
+                 f"L = {r['loss']:.0f} nats; ML sigma^2 = {r['ml_sigma2']:.3f}", fontsize=8)
     return ax
 
 

@@ -1,0 +1,41 @@
+"""Chapter 2's sigma^2 slider: a pure draw function; two values draw different pictures."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from tutorlib import widgets
+
+
+def _fake_results():
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for i, s2 in enumerate((0.003, 0.03, 1.0)):
+        out[s2] = {"recon": torch.rand(8, 784, generator=g), "samples": torch.rand(16, 784, generator=g),
+                   "sq_err": 19.0 + 9 * i, "kl": 68.0 / (1 + 4 * i), "loss": -300.0 + 500 * i,
+                   "ml_sigma2": 0.025 + 0.01 * i, "mse": 18.0}
+    return out
+
+
+def _pixels(value, results, originals):
+    fig, ax = plt.subplots(figsize=(9, 2.8))
+    widgets.draw_sigma2(ax, value, results=results, originals=originals)
+    fig.canvas.draw()
+    out = np.asarray(fig.canvas.buffer_rgba()).copy()
+    title = ax.get_title()
+    plt.close(fig)
+    return out, title
+
+
+def test_sigma2_frames_differ_and_report_the_loss_terms():
+    results, originals = _fake_results(), torch.rand(8, 784)
+    a, title_a = _pixels(0.003, results, originals)
+    b, title_b = _pixels(1.0, results, originals)
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    assert "sigma^2 = 0.003" in title_a and "KL 68.0 nats" in title_a and "ML sigma^2 = 0.025" in title_a
+    assert "sigma^2 = 1.0" in title_b and "L = 700 nats" in title_b
+    again, _ = _pixels(0.003, results, originals)
+    assert np.array_equal(a, again)
+    with pytest.raises(ValueError, match="sigma2 must be one of"):
+        widgets.draw_sigma2(plt.subplots()[1], 0.1, results=results, originals=originals)
