@@ -379,7 +379,9 @@ def loss_per_image(model: VAE, x: torch.Tensor, draws: int = 20, generator: torc
     with torch.no_grad():
         mu, logvar = model.encode(x)
         u = torch.randn((draws, *mu.shape), generator=generator, dtype=mu.dtype).to(mu.device)
-        rec = model.nll(x, model.reparameterize(mu, logvar, draws, u=u)).mean(0)
+        z = model.reparameterize(mu, logvar, draws, u=u)
+        rows = max(1, CHUNK // draws)  # images per decoder pass, so that memory stays bounded
+        rec = torch.cat([model.nll(x[i:i + rows], z[:, i:i + rows]).mean(0) for i in range(0, len(x), rows)])
         return rec + kl_normal_std(mu, logvar)
 
 
