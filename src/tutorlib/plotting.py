@@ -202,3 +202,107 @@ def scales_image(model, shape: tuple[int, int] = (28, 28), ax=None, title: str |
     if title:
         ax.set_title(title)
     return ax
+
+
+# --- chapter 4: the latent map of a 2-D VAE ----------------------------------------------------
+
+def latent_grid_codes(values) -> torch.Tensor:
+    """The codes of a decoded latent grid in the reading order of its picture (row by row, from the
+    top left): row ``r`` has ``z_2 = values[-1 - r]`` (the highest ``z_2`` on top, as on a scatter
+    plot) and column ``c`` has ``z_1 = values[c]``. ``values``: increasing numbers. Shape (m*m, 2)."""
+    v = torch.as_tensor(values, dtype=torch.float32).reshape(-1)
+    if v.numel() < 2 or not torch.isfinite(v).all() or not (v[1:] > v[:-1]).all():
+        raise ValueError(f"values must be at least 2 finite, increasing numbers, got {values!r}")
+    z2, z1 = torch.meshgrid(v.flip(0), v, indexing="ij")  # rows: z2 from high to low; columns: z1 from low to high
+    return torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1)
+
+
+def latent_map(decode, values, shape: tuple[int, int] = (28, 28), ax=None, title: str | None = None,
+               tick_every: int = 1):
+    """Chapter 4: the images ``decode(z)`` on the grid ``z_1, z_2`` in ``values`` (increasing),
+    oriented like a scatter plot of the codes: ``z_1`` grows to the right, ``z_2`` upwards. Both axes
+    are labelled with the code of each row and column. ``decode`` maps an (m*m, 2) tensor of codes
+    (from :func:`latent_grid_codes`) to (m*m, h*w) images in [0, 1]."""
+    codes = latent_grid_codes(values)
+    m = int(round(math.sqrt(codes.shape[0])))
+    with torch.no_grad():
+        images = decode(codes)
+    ax = image_grid(images, shape, nrow=m, ax=ax)
+    h, w = shape
+    vals = codes[:m, 0].tolist()
+    ticks = [c * (w + 1) + (w - 1) / 2 for c in range(m)][::positive_int("tick_every", tick_every)]
+    labels = [f"{v:.2f}" for v in vals][::tick_every]
+    ax.set_axis_on()
+    ax.grid(False)
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_xticks(ticks, labels, fontsize=7, rotation=90)
+    yticks = [r * (h + 1) + (h - 1) / 2 for r in range(m)][::tick_every]
+    ax.set_yticks(yticks, [f"{v:.2f}" for v in vals[::-1]][::tick_every], fontsize=7)
+    ax.set_xlabel(r"$z_1$")
+    ax.set_ylabel(r"$z_2$")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def latent_map_tile(ax, row: int, col: int, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
+    """The image (h*w, values in [0, 1]) that :func:`latent_map` drew in ``row``, ``col`` of ``ax``
+    (``row = 0`` is the top), read back from the picture."""
+    if not ax.images:
+        raise ValueError("ax holds no image: draw it with latent_map first")
+    canvas = np.asarray(ax.images[-1].get_array(), dtype=float)
+    h, w = shape
+    r0, c0 = positive_int("row", row, minimum=0) * (h + 1), positive_int("col", col, minimum=0) * (w + 1)
+    if r0 + h > canvas.shape[0] or c0 + w > canvas.shape[1]:
+        raise ValueError(f"tile ({row}, {col}) lies outside the {canvas.shape} picture")
+    return 1.0 - canvas[r0:r0 + h, c0:c0 + w].reshape(-1)  # image_grid draws 1 - x (dark ink)
+
+
+def latent_scatter(codes, labels, ax=None, lim: float = 3.5, box=None, title: str | None = None):
+    """Chapter 4: the codes ``mu(x)`` (n, 2) of images coloured by their digit ``labels``, on
+    ``[-lim, lim]^2`` with equal aspect, a colour bar of the digits and, if ``box = (lo, hi)``, the
+    square that a :func:`latent_map` over ``[lo, hi]`` covers (dashed)."""
+    z = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes, float)
+    y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if z.ndim != 2 or z.shape[1] != 2 or len(y) != len(z):
+        raise ValueError(f"codes must be (n, 2) and labels (n,), got {z.shape} and {y.shape}")
+    ax = _ax(ax, figsize=(5, 4.4))
+    sc = ax.scatter(z[:, 0], z[:, 1], c=y, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, lw=0)
+    ax.figure.colorbar(sc, ax=ax, ticks=range(10), label="digit", fraction=0.046, pad=0.04)
+    if box is not None:
+        lo, hi = (float(b) for b in box)
+        ax.plot([lo, hi, hi, lo, lo], [lo, lo, hi, hi, lo], "k--", lw=0.8, label="area of the decoded grid")
+        ax.legend(loc="upper right", fontsize=7, frameon=True)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"$z_1$")
+    ax.set_ylabel(r"$z_2$")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def check_latent_map(ax, decode, values, shape: tuple[int, int] = (28, 28), atol: float = 1e-6) -> None:
+    """Check the orientation of a drawn :func:`latent_map`: each corner tile of the picture in ``ax``
+    must be ``decode`` at that corner's code, built here from ``values`` by hand (top left
+    ``(z_1, z_2) = (min, max)``, top right ``(max, max)``, bottom left ``(min, min)``, bottom right
+    ``(max, min)``). Prints, per corner, the largest pixel difference between the tile read back
+    from the picture and the decoder's image; raises :class:`tutorlib.IdentityError` if it exceeds
+    ``atol`` (the picture stores the decoder's float32 output, so only rounding separates them)."""
+    from tutorlib.checks import compare
+
+    v = [float(x) for x in values]
+    lo, hi, m = v[0], v[-1], len(v)
+    corners = {"top left": (0, 0, lo, hi), "top right": (0, m - 1, hi, hi),
+               "bottom left": (m - 1, 0, lo, lo), "bottom right": (m - 1, m - 1, hi, lo)}
+    for name, (r, c, z1, z2) in corners.items():
+        with torch.no_grad():
+            want = decode(torch.tensor([[z1, z2]], dtype=torch.float32))[0]
+        got = latent_map_tile(ax, r, c, shape)
+        want = want.detach().cpu().double().numpy().reshape(-1)
+        if want.shape != got.shape:
+            raise ValueError(f"decode must return images of {got.size} pixels, got {want.shape}")
+        compare(f"{name} tile = decoder at (z1, z2) = ({z1:.2f}, {z2:.2f})", float(np.abs(got - want).max()), 0.0,
+                atol=atol, names=("max over pixels |tile - decoder image|", "0"))

@@ -10,12 +10,16 @@
 - the IWAE bound ``L_k = E[ln (1/k) sum_i q(x|z_i) q(z_i) / p(z_i|x)]``, ``z_i ~ p(z|x)`` (Burda et al.).
 
 :func:`pathwise_gradients` and :func:`score_function_gradients` are the two estimators of the gradient
-of ``E_{z~N(mu, e^logvar)}[f(z)]`` that chapter 4 compares.
+of ``E_{z~N(mu, e^logvar)}[f(z)]`` that chapter 4 compares, and :func:`check_gradients` the check it
+compares them with (per component, in standard errors from the samples, refusing a check too weak to
+fail). :func:`multi_sample_loss` (``fit(..., samples=S)``), :func:`loss_per_image` and
+:func:`gradient_noise` test Su's remark that more than one draw of z per image changes little.
 """
 
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import Callable, Sequence
 
 import torch
@@ -194,10 +198,26 @@ class VAE(torch.nn.Module):
 
 # --- chapter 4: two estimators of d/d(mu, logvar) E_{z ~ N(mu, e^logvar)}[f(z)] -------------------
 
+CHUNK = 4096  # rows of z per evaluation of f: small enough to stay in the cache
+
+
 def _check_gaussian(mu, logvar, n):
-    if not isinstance(mu, torch.Tensor) or not isinstance(logvar, torch.Tensor) or mu.dim() != 1 or mu.shape != logvar.shape:
-        raise ValueError("mu and logvar must be 1-D tensors of the same shape")
+    for name, t in (("mu", mu), ("logvar", logvar)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dim() != 1:
+            raise ValueError(f"mu and logvar must be 1-D floating-point tensors of the same shape; "
+                             f"{name} is {type(t).__name__}{tuple(t.shape) if isinstance(t, torch.Tensor) else ''}")
+    if mu.shape != logvar.shape or mu.dtype != logvar.dtype:
+        raise ValueError(f"mu and logvar must be 1-D tensors of the same shape and dtype, got "
+                         f"{tuple(mu.shape)} {mu.dtype} and {tuple(logvar.shape)} {logvar.dtype}")
     return positive_int("n", n)
+
+
+def _values(f, z: torch.Tensor) -> torch.Tensor:
+    out = f(z)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (z.shape[0],):
+        raise ValueError(f"f must map an (n, dim) tensor to n values (one per row), got "
+                         f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
+    return out
 
 
 def pathwise_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu: torch.Tensor, logvar: torch.Tensor, n: int,
@@ -209,25 +229,193 @@ def pathwise_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu: torch.Tens
     n = _check_gaussian(mu, logvar, n)
     u = torch.randn(n, mu.shape[0], generator=generator, dtype=mu.dtype)
     sigma = (0.5 * logvar.detach()).exp()
-    z = (mu.detach() + sigma * u).requires_grad_(True)
-    (df_dz,) = torch.autograd.grad(f(z).sum(), z)  # row i depends only on z_i, so this is per-sample
-    return torch.cat([df_dz, df_dz * sigma * u / 2], dim=1)
+    df_dz = []
+    for uc in u.split(CHUNK):  # f is row by row, so chunks change nothing but the memory traffic
+        z = (mu.detach() + sigma * uc).requires_grad_(True)
+        df_dz.append(torch.autograd.grad(_values(f, z).sum(), z)[0])  # row i depends only on z_i: per-sample
+    df_dz = torch.cat(df_dz)
+    return torch.cat([df_dz, df_dz * sigma * u / 2], dim=1)  # dz/dlogvar = sigma u / 2
 
 
 def score_function_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu: torch.Tensor, logvar: torch.Tensor,
-                             n: int, generator: torch.Generator | None = None, baseline: float = 0.0) -> torch.Tensor:
+                             n: int, generator: torch.Generator | None = None,
+                             baseline: float | Sequence[float] = 0.0) -> torch.Tensor:
     """``n`` single-sample score-function (REINFORCE) estimates of the same gradient:
     ``(f(z) - b) * d ln N(z; mu, e^logvar) / d(mu, logvar)`` with ``z ~ N(mu, e^logvar)`` (no
-    gradient through z) and an optional constant baseline ``b``. Returns shape (n, 2 * dim)."""
+    gradient through z) and a constant baseline ``b``. Returns shape (n, 2 * dim).
+
+    ``baseline`` may also be a sequence of constants: then the result has shape
+    (len(baseline), n, 2 * dim), one set of estimates per baseline, all from the same ``n`` draws
+    (``f`` is evaluated once)."""
     n = _check_gaussian(mu, logvar, n)
+    many = not isinstance(baseline, Real)
+    bs = [float(b) for b in baseline] if many else [float(baseline)]
+    if not bs or not all(math.isfinite(b) for b in bs):
+        raise ValueError(f"baseline must be a finite number or a non-empty sequence of them, got {baseline!r}")
     u = torch.randn(n, mu.shape[0], generator=generator, dtype=mu.dtype)
     sigma = (0.5 * logvar.detach()).exp()
-    z = mu.detach() + sigma * u
     with torch.no_grad():
-        fz = f(z) - float(baseline)
-    score_mu = u / sigma  # (z - mu) / sigma^2
-    score_logvar = 0.5 * (u**2 - 1)  # (z - mu)^2 / (2 sigma^2) - 1/2
-    return fz[:, None] * torch.cat([score_mu, score_logvar], dim=1)
+        fz = torch.cat([_values(f, mu.detach() + sigma * uc).detach() for uc in u.split(CHUNK)])
+    score = torch.cat([u / sigma, 0.5 * (u**2 - 1)], dim=1)  # (z - mu) / sigma^2, (z - mu)^2 / (2 sigma^2) - 1/2
+    out = torch.stack([(fz - b)[:, None] * score for b in bs])
+    return out if many else out[0]
+
+
+def gradient_names(dim: int) -> list[str]:
+    """The names of the ``2 * dim`` components the estimators return: ``d/dmu_1 .. d/dlogvar_dim``."""
+    dim = positive_int("dim", dim)
+    return [f"d/dmu_{i + 1}" for i in range(dim)] + [f"d/dlogvar_{i + 1}" for i in range(dim)]
+
+
+def _per_sample(name: str, x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] < 2:
+        raise ValueError(f"{name} must be an (n, m) tensor of per-sample estimates with n >= 2, got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    x = x.detach().double()
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains non-finite values")
+    return x
+
+
+def check_gradients(label: str, estimates: torch.Tensor, reference, n_se: float = 4.0,
+                    names: tuple[str, str] = ("estimator", "reference"), components: Sequence[str] | None = None) -> None:
+    """Check that per-sample gradient ``estimates`` (n, m) have the mean ``reference``, component
+    by component, within ``n_se`` standard errors of the difference.
+
+    ``reference`` is either the exact gradient (a vector of m numbers) or the (n', m) per-sample
+    estimates of another estimator from independent draws (then its standard error counts too).
+    Standard errors are computed from the samples. ``components`` names the m components (default:
+    :func:`gradient_names`, ``d/dmu_i`` then ``d/dlogvar_i``). Prints both means and the standard errors,
+    then compares the largest standardised difference ``max_i |mean_i - ref_i| / se_i`` with
+    ``n_se`` (:func:`tutorlib.compare`), and raises :class:`tutorlib.IdentityError` if it is larger.
+
+    A check too weak to fail is refused: if the reference's own mean is within ``n_se`` standard
+    errors of zero in every component (an estimator that returns zeros would pass), it raises
+    :class:`tutorlib.IdentityError` saying so. Returns nothing.
+    """
+    from tutorlib.checks import IdentityError, compare
+
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"label must be a non-empty string, got {label!r}")
+    n_se = positive_float("n_se", n_se)
+    est = _per_sample("estimates", estimates)
+    m = est.shape[1]
+    if isinstance(reference, torch.Tensor) and reference.dim() == 2:
+        ref = _per_sample("reference", reference)
+        ref_mean, ref_var = ref.mean(0), ref.var(0) / ref.shape[0]
+    else:
+        ref_mean = torch.as_tensor(reference, dtype=torch.float64).reshape(-1)
+        ref_var = torch.zeros_like(ref_mean)
+    if ref_mean.shape[0] != m:
+        raise ValueError(f"reference must have {m} components like estimates, got {ref_mean.shape[0]}")
+    if not torch.isfinite(ref_mean).all():
+        raise ValueError("reference contains non-finite values")
+    mean = est.mean(0)
+    se = torch.sqrt(est.var(0) / est.shape[0] + ref_var)
+    inf = torch.tensor(math.inf, dtype=torch.float64)
+    # a component with no noise at all (constant estimates against an exact value) must match exactly
+    z = torch.where(se > 0, (mean - ref_mean).abs() / se, torch.where(mean == ref_mean, 0.0, inf))
+    if components is None:
+        if m % 2:
+            raise ValueError(f"give the names of the {m} components (components=...)")
+        labels, halves = gradient_names(m // 2), [(0, m // 2), (m // 2, m)]
+    else:
+        labels = [str(c) for c in components]
+        if len(labels) != m:
+            raise ValueError(f"components must name the {m} components, got {len(labels)} names")
+        halves = [(0, m)]
+    worst = int(z.argmax())
+    power = float(torch.where(se > 0, ref_mean.abs() / se, torch.where(ref_mean == 0, 0.0, inf)).max())
+    w = max(len(n) for n in (*names, "standard error"))
+    lines = [f"  {label}: mean of {est.shape[0]:,} single-sample estimates per component"]
+    for lo, hi in halves:
+        head = labels[lo].split("_")[0] if components is None else ", ".join(labels)
+        lines.append(f"    [{head}]")
+        lines.append(f"      {names[0]:<{w}}: " + " ".join(f"{float(v):8.3f}" for v in mean[lo:hi]))
+        lines.append(f"      {names[1]:<{w}}: " + " ".join(f"{float(v):8.3f}" for v in ref_mean[lo:hi]))
+        lines.append(f"      {'standard error':<{w}}: " + " ".join(f"{float(v):8.3f}" for v in se[lo:hi]))
+    lines.append(f"    an estimator returning zeros would be {power:.1f} standard errors off")
+    print("\n".join(lines))
+    if power <= n_se:
+        raise IdentityError(f"{label}: too weak to fail: the reference is within {n_se:g} standard errors of "
+                            f"zero in every component (at most {power:.2f}), so an estimator returning zeros "
+                            "would pass; use more samples or a lower-variance estimator")
+    compare(f"{label}: largest |difference| / standard error (at {labels[worst]})", float(z[worst]), 0.0,
+            atol=n_se, names=("max_i |mean_i - ref_i| / se_i", "0"))
+
+
+# --- chapter 4 (article 1, section 1.7): more than one sample of z per image ---------------------
+
+def multi_sample_loss(model: VAE, x: torch.Tensor, samples: int, kl: str = "analytic",
+                      beta: float = 1.0) -> dict[str, torch.Tensor]:
+    """Su's loss with the reconstruction term averaged over ``samples`` reparameterised draws
+    ``z_1..z_S ~ p(z|x)`` per image: ``mean_s -ln q(x|z_s) + beta * KL``, batch-averaged, with its
+    two terms (the dict of :meth:`VAE.loss`). ``samples = 1`` is :meth:`VAE.loss`. With
+    ``kl="sampled"`` the KL term is averaged over the same draws."""
+    from tutorlib.divergences import kl_normal_std
+
+    samples = positive_int("samples", samples)
+    one_of("kl", kl, ("analytic", "sampled"))
+    beta = positive_float("beta", beta, allow_zero=True)
+    mu, logvar = model.encode(x)
+    z = model.reparameterize(mu, logvar, samples)  # (samples, batch, z_dim)
+    rec = model.nll(x, z).mean(0)
+    if kl == "analytic":
+        kl_term = kl_normal_std(mu, logvar)
+    else:
+        zero = torch.zeros_like(z)
+        kl_term = (gaussian_log_prob(z, mu, logvar) - gaussian_log_prob(z, zero, zero)).mean(0)
+    rec, kl_term = rec.mean(), kl_term.mean()
+    return {"loss": rec + beta * kl_term, "rec": rec, "kl": kl_term}
+
+
+def loss_per_image(model: VAE, x: torch.Tensor, draws: int = 20, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Su's loss per image, ``E_{z~p(z|x)}[-ln q(x|z)] + KL(p(z|x) || q(z))`` (analytic KL), with the
+    expectation estimated from ``draws`` reparameterised samples per image; shape (batch,). Pass
+    a seeded ``generator`` to evaluate several models on the same noise (a paired comparison)."""
+    from tutorlib.divergences import kl_normal_std
+
+    draws = positive_int("draws", draws)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        u = torch.randn((draws, *mu.shape), generator=generator, dtype=mu.dtype).to(mu.device)
+        z = model.reparameterize(mu, logvar, draws, u=u)
+        rows = max(1, CHUNK // draws)  # images per decoder pass, so that memory stays bounded
+        rec = torch.cat([model.nll(x[i:i + rows], z[:, i:i + rows]).mean(0) for i in range(0, len(x), rows)])
+        return rec + kl_normal_std(mu, logvar)
+
+
+def gradient_noise(model: VAE, x_train: torch.Tensor, samples: int = 1, batch_size: int = 100, reps: int = 20,
+                   seed: int = 0) -> dict[str, float]:
+    """Where the noise of a training step's gradient comes from, at the model's current weights.
+
+    The gradient of :func:`multi_sample_loss` (``samples`` draws of z per image) w.r.t. all
+    parameters is computed ``reps`` times on one fixed, binarised batch with fresh draws of z
+    (``"z"``: the variance due to sampling z alone), and ``reps`` times on fresh batches with fresh
+    dynamic binarisation and fresh z (``"total"``: the noise a training step has). Each is the
+    trace of the covariance (the summed variance over parameters), with ``"signal"`` the squared
+    norm of the mean gradient over the fresh batches."""
+    samples, batch_size = positive_int("samples", samples), positive_int("batch_size", batch_size)
+    reps = positive_int("reps", reps, minimum=2)
+    if not isinstance(x_train, torch.Tensor) or x_train.dim() != 2 or len(x_train) < batch_size:
+        raise ValueError(f"x_train must be an (n, {model.x_dim}) tensor with n >= batch_size = {batch_size}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    gen = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)  # the draws of z inside the loss
+
+    def grad(xb):
+        loss = multi_sample_loss(model, xb, samples)["loss"]
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+
+    try:
+        fixed = torch.bernoulli(x_train[torch.randperm(len(x_train), generator=gen)[:batch_size]], generator=gen)
+        g_z = torch.stack([grad(fixed) for _ in range(reps)])
+        g_all = torch.stack([grad(torch.bernoulli(x_train[torch.randperm(len(x_train), generator=gen)[:batch_size]],
+                                                  generator=gen)) for _ in range(reps)])
+    finally:
+        torch.set_rng_state(state)
+    return {"z": float(g_z.var(0).sum()), "total": float(g_all.var(0).sum()), "signal": float(g_all.mean(0).pow(2).sum())}
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -237,13 +425,15 @@ OBJECTIVES = ("elbo", "elbo-sampled", "iwae", "prior")
 
 def fit(model: VAE, x_train: torch.Tensor, steps: int, objective: str = "elbo", k: int = 1, batch_size: int = 100,
         lr: float = 1e-3, binarize: str | None = "dynamic", beta: float = 1.0, seed: int = 0,
-        checkpoint=None, log_every: int = 10, desc: str | None = None):
+        checkpoint=None, log_every: int = 10, desc: str | None = None, samples: int = 1):
     """Train ``model`` on ``x_train`` (intensities in [0, 1]) with :func:`tutorlib.train.train`.
 
     ``objective``: ``"elbo"`` (analytic KL), ``"elbo-sampled"`` (KL sampled too), ``"iwae"``
     (maximise ``L_k``) or ``"prior"`` (the prior-sampling objective with ``k`` shared prior samples).
     ``binarize``: ``"dynamic"`` (a fresh Bernoulli draw of every batch, as Burda et al.),
     ``"threshold"`` (fixed, pixel > 0.5) or None (use ``x_train`` as it is, e.g. for a Gaussian decoder).
+    ``samples`` (ELBO objectives only): draws of z per image for the reconstruction term
+    (:func:`multi_sample_loss`; 1, the standard VAE, by default).
     Returns the :class:`tutorlib.train.History` (``loss``, and ``rec``/``kl`` for the ELBO objectives).
     """
     from tutorlib.data import binarize as binarize_fn
@@ -253,6 +443,9 @@ def fit(model: VAE, x_train: torch.Tensor, steps: int, objective: str = "elbo", 
     if binarize is not None:
         one_of("binarize", binarize, ("dynamic", "threshold"))
     k = positive_int("k", k)
+    samples = positive_int("samples", samples)
+    if samples > 1 and objective not in ("elbo", "elbo-sampled"):
+        raise ValueError(f"samples only applies to the ELBO objectives, got samples={samples} with objective={objective!r}")
     x_fixed = binarize_fn(x_train, "threshold") if binarize == "threshold" else x_train
     batches = Batches(x_fixed, batch_size=min(positive_int("batch_size", batch_size), len(x_fixed)), seed=seed)
 
@@ -260,7 +453,10 @@ def fit(model: VAE, x_train: torch.Tensor, steps: int, objective: str = "elbo", 
         if binarize == "dynamic":
             x = torch.bernoulli(x)
         if objective in ("elbo", "elbo-sampled"):
-            return model.loss(x, kl="analytic" if objective == "elbo" else "sampled", beta=beta)
+            kl = "analytic" if objective == "elbo" else "sampled"
+            if samples > 1:
+                return multi_sample_loss(model, x, samples, kl=kl, beta=beta)
+            return model.loss(x, kl=kl, beta=beta)
         if objective == "iwae":
             return -model.iwae_bound(x, k).mean()
         return model.prior_sampling_loss(x, k)
