@@ -32,27 +32,85 @@ def test_draw_temperature_shows_the_samples_of_that_temperature(model):
     assert (shown == ref_ax.images[0].get_array()).all()
 
 
+def _pixels(draw, value):
+    """The rendered RGBA pixels of a figure holding draw(ax, value)."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8.4, 2.3))
+    draw(ax, value)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
+    plt.close(fig)
+    return pixels
+
+
+@pytest.mark.parametrize("a, b", [(0.5, 1.0), (0.1, 2.0)])
+def test_two_temperatures_draw_different_pictures(model, a, b):
+    draw = lambda ax, t: widgets.draw_temperature(ax, t, model, n=9, seed=3)  # noqa: E731
+    assert (_pixels(draw, a) != _pixels(draw, b)).any()
+    assert (_pixels(draw, a) == _pixels(draw, a)).all()  # pure: the same value draws the same picture
+
+
 def test_latent_order_and_one_dimension_strip(model):
     order = widgets.latent_order(model)
     # log_scale increases with the index, so the widest prior (smallest s) is coordinate 0
-    assert order[:3].tolist() == [0, 1, 2]
+    assert order[:3].tolist() == [0, 1, 2] and order[-1] == 783
     z0 = torch.zeros(1, 784)
     fig, ax = plt.subplots()
     widgets.draw_latent_dimension(ax, 2, model, z0, values=(-1.0, 0.0, 1.0))
     pixel = int(model.positions()[1])
-    assert f"z[1] (pixel row {pixel // 28}, col {pixel % 28})" in ax.get_title()
-    assert f"sigma = {math.exp(-float(model.scale.log_scale[1].detach())):.2f}" in ax.get_title()
+    title = ax.get_title()
+    assert f"rank 2 of 784: z[1] at pixel (row {pixel // 28}, col {pixel % 28})" in title
+    assert f"sigma = {math.exp(-float(model.scale.log_scale[1].detach())):.2g}" in title
     z = z0.repeat(3, 1)
     z[:, 1] = torch.tensor([-1.0, 0.0, 1.0])
-    expected = plotting.image_grid(model.inverse(z).detach().clamp(0, 1), (28, 28), nrow=3)
-    assert (ax.images[0].get_array() == expected.images[0].get_array()).all()
+    with torch.no_grad():
+        decoded, base = model.inverse(z), model.inverse(z0)
+    largest = float((decoded - base).abs().max())
+    assert f"largest pixel change {largest:.2g}" in title
+    # the top row of the canvas shows the decoded images (gray_r: white = 0, black = 1)
+    canvas = ax.images[0].get_array()
+    top_left = canvas[:28, :28, 0]
+    expected = 1.0 - decoded[0].clamp(0, 1).reshape(28, 28).double().numpy()
+    assert abs(top_left - expected).max() < 0.01
+    # the inset marks this coordinate in the sorted spectrum
+    spectrum = [child for child in ax.child_axes if child.get_title() == "sorted spectrum"][0]
+    marker = spectrum.lines[1]
+    assert marker.get_xdata()[0] == 2
+    assert marker.get_ydata()[0] == pytest.approx(float(model.prior_std()[1]))
+
+
+@pytest.mark.parametrize("a, b", [(1, 784), (1, 500), (700, 784)])
+def test_two_ranks_draw_different_pictures(model, a, b):
+    z0 = model(torch.rand(1, 784, generator=torch.Generator().manual_seed(1)))[0].detach()
+    draw = lambda ax, r: widgets.draw_latent_dimension(ax, r, model, z0)  # noqa: E731
+    assert (_pixels(draw, a) != _pixels(draw, b)).any()
+
+
+def test_every_slider_rank_is_a_valid_rank_and_reaches_the_collapsed_end(model):
+    assert len(widgets.LATENT_RANKS) <= 12 and widgets.LATENT_RANKS[0] == 1
+    assert widgets.LATENT_RANKS[-1] == 784 and sum(r >= 700 for r in widgets.LATENT_RANKS) >= 3
+    assert list(widgets.LATENT_RANKS) == sorted(set(widgets.LATENT_RANKS))
+
+
+def test_a_collapsed_coordinate_changes_almost_nothing(model):
+    """Rank 784 has the smallest sigma: varying it over -3..3 moves the pixels by about 3 sigma."""
+    z0 = torch.zeros(1, 784)
+    fig, ax = plt.subplots()
+    widgets.draw_latent_dimension(ax, 784, model, z0)
+    sigma = float(model.prior_std().min())
+    largest = float(ax.get_title().rsplit("largest pixel change ", 1)[1])
+    fig2, ax2 = plt.subplots()
+    widgets.draw_latent_dimension(ax2, 1, model, z0)
+    assert largest < float(ax2.get_title().rsplit("largest pixel change ", 1)[1])
+    assert largest >= 3 * sigma * 0.99  # its own pixel moves by 3 sigma at least
 
 
 def test_sliders_draw_their_static_views(model, capsys):
     widgets.temperature_slider(model, static=(0.5, 1.0), n=4)
-    widgets.latent_dimension_slider(model, torch.zeros(1, 784), static=(1, 12))
+    widgets.latent_dimension_slider(model, torch.zeros(1, 784), static=(1, 784))
     out = capsys.readouterr().out
-    assert "T = 0.5, 1.0" in out and "rank = 1, 12" in out
+    assert "T = 0.5, 1.0" in out and "rank = 1, 784" in out
 
 
 def test_density_grid_integrates_a_gaussian_to_one():
@@ -77,6 +135,10 @@ def test_scales_image_puts_each_std_at_its_pixel(model):
     assert float(img[783]) == pytest.approx(math.log10(math.exp(1.0)))
     m = plotting.matrix_image(torch.eye(3), title="J")
     assert m.get_title() == "J"
+    # a colour bar on a symmetric scale, labelled
+    bar = [a for a in m.figure.axes if a is not m][0]
+    assert "partial" in bar.get_ylabel() and m.images[0].get_clim() == (-1.0, 1.0)
+    assert len(plotting.matrix_image(torch.eye(3), colorbar=False).figure.axes) == 1
 
 
 @pytest.mark.parametrize("call, name", [

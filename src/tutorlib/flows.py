@@ -472,29 +472,39 @@ class FlowModel(nn.Module):
         return self.flow.positions(torch.arange(self.dim))
 
 
+MIXINGS = ("reverse", "random")
+
+
 class NICE(FlowModel):
     """NICE (Dinh, Krueger & Bengio, 2014): additive couplings, then a diagonal scaling.
 
-    The layers, from data ``x`` to latent ``z``: ``couplings`` :class:`AdditiveCoupling` layers on
-    the interleaved partition (the even coordinates condition the odd ones), with a
-    :class:`Reverse` between consecutive couplings so that the two halves alternate, then a
-    :class:`Scale`. Each coupling's ``m`` is an MLP with ``depth`` hidden layers of ``hidden``
-    ReLU units and a linear output. ``prior``: ``"gaussian"`` (Su) or ``"logistic"`` (the paper's
-    choice for MNIST), standard and factorised. ``forward``, ``inverse``, ``log_prob`` and
-    ``sample(n, temperature)`` are those of :class:`FlowModel`.
+    The layers, from data ``x`` to latent ``z`` (the paper's direction: ``h2 = x2 + m(x1)`` maps
+    data to code): ``couplings`` :class:`AdditiveCoupling` layers on the interleaved partition
+    (the even coordinates condition the odd ones), with a permutation between consecutive
+    couplings, then a :class:`Scale`. ``mixing="reverse"`` (default) puts a :class:`Reverse`
+    there, so that the two halves alternate exactly (what Su's code does, and, up to a fixed
+    relabelling of the coordinates, the paper's released code); ``mixing="random"`` puts a fixed
+    random :class:`Permutation` (seeded by ``seed``), the other option of Su's ``Shuffle`` layer,
+    which mixes the halves only on average. Each coupling's ``m`` is an MLP with ``depth``
+    hidden layers of ``hidden`` ReLU units and a linear output. ``prior``: ``"gaussian"`` (Su)
+    or ``"logistic"`` (the paper's choice for MNIST), standard and factorised. ``forward``,
+    ``inverse``, ``log_prob`` and ``sample(n, temperature)`` are those of :class:`FlowModel`.
     """
 
     def __init__(self, dim: int, hidden: int = 1000, depth: int = 5, couplings: int = 4,
-                 prior: str = "gaussian") -> None:
+                 prior: str = "gaussian", mixing: str = "reverse", seed: int = 0) -> None:
         super().__init__()
         self.dim = _even_dim(dim)
         self.hidden, self.depth = positive_int("hidden", hidden), positive_int("depth", depth)
         self.couplings = positive_int("couplings", couplings)
         self.prior = one_of("prior", prior, PRIORS)
+        self.mixing = one_of("mixing", mixing, MIXINGS)
+        gen = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
         layers: list[nn.Module] = []
         for i in range(self.couplings):
             if i > 0:
-                layers.append(Reverse(self.dim))
+                layers.append(Reverse(self.dim) if self.mixing == "reverse"
+                              else Permutation(torch.randperm(self.dim, generator=gen)))
             layers.append(AdditiveCoupling(self.dim, "even", self.hidden, self.depth))
         layers.append(Scale(self.dim))
         self.flow = Flow(layers)
@@ -512,8 +522,9 @@ class NICE(FlowModel):
         return c * (-self.scale.log_scale.detach()).exp()
 
     def extra_repr(self) -> str:
+        extra = "" if self.mixing == "reverse" else f", mixing={self.mixing!r}"
         return (f"dim={self.dim}, hidden={self.hidden}, depth={self.depth}, couplings={self.couplings}, "
-                f"prior={self.prior!r}")
+                f"prior={self.prior!r}{extra}")
 
 
 COUPLINGS = ("affine", "additive")
@@ -592,18 +603,35 @@ def interpolate(flow: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, steps: in
     return x[0] if single else x
 
 
+PAPER_BETAS = (0.9, 0.99)
+"""The NICE paper's Adam moment decays in today's notation. The paper (2014) states "momentum 0.9,
+beta_2 = 0.01": it follows the first drafts of Adam, where beta_1 and beta_2 were the weights of the
+*new* gradient in the moving averages (one minus today's decays). Momentum 0.9 is today's
+beta_1 = 0.9; beta_2 = 0.01 is today's beta_2 = 0.99. Its lambda = 1 (no decay of beta_1) is
+PyTorch's constant beta_1, and its eps = 1e-4 is :data:`PAPER_EPS`."""
+PAPER_EPS = 1e-4
+
+
 def train_nice(model: NICE, pixels: torch.Tensor, steps: int, *, batch_size: int = 200, lr: float = 1e-3,
-               scale_lr: float | None = None, levels: int = 256, seed: int = 0, checkpoint=None,
+               scale_lr: float | None = None, betas: tuple[float, float] = PAPER_BETAS, eps: float = PAPER_EPS,
+               decay_to: float | None = None, levels: int = 256, seed: int = 0, checkpoint=None,
                checkpoint_every: int = 2000, log_every: int = 10, desc: str = "NICE",
                progress: bool | None = None):
     """Chapter 5's recipe: maximum likelihood on freshly dequantised batches of integer ``pixels``.
 
     Each step draws a batch of ``pixels`` (n, D) with :class:`tutorlib.train.Batches` (indexing
     on the pixels' device: keep the whole set there as one tensor), dequantises it as
-    ``(pixel + u) / levels`` and takes an Adam step (``eps = 1e-4`` as in the paper, default
-    betas) on the mean ``-ln q(x)`` in nats. ``scale_lr`` (default ``lr``) is the learning
-    rate of the scale layer's ``log_scale``. With ``checkpoint`` set, the run is saved and
-    resumed by :func:`tutorlib.train.train`. Returns the :class:`tutorlib.train.History`.
+    ``(pixel + u) / levels`` and takes an Adam step on the mean ``-ln q(x)`` in nats, with the
+    paper's settings by default: ``lr = 1e-3``, ``betas = (0.9, 0.99)`` (the paper's "momentum
+    0.9, beta_2 = 0.01" in today's notation, see :data:`PAPER_BETAS`) and ``eps = 1e-4``.
+    ``scale_lr`` (default ``lr``) is the learning rate of the scale layer's ``log_scale``.
+    ``decay_to`` (default ``None``: constant rates, as the paper states) makes every learning
+    rate decay exponentially over the run, to ``decay_to`` times its first value at the last
+    step (the paper's released code divides its rate by 1.0005 after each update, down to a
+    tenth). With ``checkpoint`` set, the run is saved and resumed by
+    :func:`tutorlib.train.train` (the rate of each step depends on the step alone, so a resumed
+    run is the same run). Returns the :class:`tutorlib.train.History`; the model is left in
+    eval mode.
     """
     from tutorlib.data import dequantize
     from tutorlib.train import Batches, train
@@ -616,15 +644,302 @@ def train_nice(model: NICE, pixels: torch.Tensor, steps: int, *, batch_size: int
     lr = positive_float("lr", lr)
     scale_lr = lr if scale_lr is None else positive_float("scale_lr", scale_lr)
     levels = positive_int("levels", levels, minimum=2)
+    eps = positive_float("eps", eps)
+    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1) (today's Adam decays), got {betas!r}")
     nets = [p for name, p in model.named_parameters() if not name.endswith("log_scale")]
+    # PyTorch's fused Adam (one kernel for all parameters) is the same update, faster on CPU and CUDA
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
+                for p in model.parameters())
     optimizer = torch.optim.Adam([{"params": nets}, {"params": [model.scale.log_scale], "lr": scale_lr}],
-                                 lr=lr, eps=1e-4)
+                                 lr=lr, betas=tuple(float(b) for b in betas), eps=eps, fused=fused or None)
+
+    if decay_to is not None:
+        decay_to = positive_float("decay_to", decay_to)
+    start_lrs = [group["lr"] for group in optimizer.param_groups]
 
     def loss_fn(batch: torch.Tensor) -> torch.Tensor:
         return -model.log_prob(dequantize(batch, levels=levels)).mean()
 
-    batches = Batches(pixels, batch_size=batch_size, seed=seed)
+    draw = Batches(pixels, batch_size=batch_size, seed=seed)
+
+    def batches(step: int) -> torch.Tensor:
+        if decay_to is not None:  # the rate of this step, from the step alone
+            factor = decay_to ** (step / max(1, steps - 1))
+            for group, start in zip(optimizer.param_groups, start_lrs):
+                group["lr"] = start * factor
+        return draw(step)
+
     history = train(model, optimizer, loss_fn, batches, steps, checkpoint=checkpoint,
                     checkpoint_every=checkpoint_every, log_every=log_every, desc=desc, progress=progress)
     model.eval()
     return history
+
+
+# --- chapter 5's measurements and checks ------------------------------------------------------
+# Each check computes two sides independently and calls tutorlib.compare, which prints both and
+# raises IdentityError when they disagree; tests/test_ch05_checks.py feeds each one a broken input.
+
+def jacobian(flow: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The full Jacobian ``dz/dx`` (dim x dim) of ``flow`` (``x -> (z, logdet)``) at one point
+    ``x`` of shape (dim,), by automatic differentiation (vectorised: one call, not dim)."""
+    from torch.autograd.functional import jacobian as _jacobian
+
+    if not isinstance(x, torch.Tensor) or x.ndim != 1 or not x.is_floating_point():
+        raise ValueError(f"x must be one point, a floating-point tensor of shape (dim,), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    return _jacobian(lambda v: flow(v[None])[0][0], x.detach(), vectorize=True)
+
+
+def influence_fraction(flow: nn.Module, x: torch.Tensor) -> float:
+    """The fraction of the entries of ``dz/dx`` at ``x`` that are not exactly zero: the share of
+    (output, input) pairs in which the input influences the output. A coupling layer's zeros are
+    structural (exact), so they are counted exactly; generic weights leave no accidental zeros."""
+    jac = jacobian(flow, x)
+    return float((jac != 0).double().mean())
+
+
+def check_influence(label: str, flow: nn.Module, x: torch.Tensor, expected: float) -> tuple[float, torch.Tensor]:
+    """Compare the share of non-zero entries of ``dz/dx`` at ``x`` (:func:`jacobian`) with the
+    share ``expected`` from the structure (e.g. 1 for a flow in which every input reaches every
+    output). The tolerance is half an entry, ``0.5 / dim^2``: the counts must agree exactly.
+    Returns the measured share and the boolean matrix of non-zero entries (for a picture)."""
+    from tutorlib.checks import compare
+
+    nonzero = jacobian(flow, x) != 0
+    measured = float(nonzero.double().mean())
+    dim = x.shape[0]
+    compare(label, measured, float(expected), atol=0.5 / dim**2,
+            names=("non-zero share of dz/dx", "from the structure"))
+    return measured, nonzero
+
+
+def _prior_log_density_1d(z: torch.Tensor, prior: str) -> torch.Tensor:
+    one_of("prior", prior, PRIORS)
+    if prior == "gaussian":
+        return -0.5 * z * z - 0.5 * math.log(2 * math.pi)
+    return -(F.softplus(z) + F.softplus(-z))
+
+
+@torch.no_grad()
+def scale_refit(model: NICE, x: torch.Tensor, iterations: int = 50) -> tuple[torch.Tensor, float]:
+    """Refit NICE's scale layer alone on data ``x`` (couplings fixed): for each coordinate, the
+    shift ``c_i`` of ``ln s_i`` that maximises the mean log-likelihood of ``x``, by Newton's method
+    on ``g_i(c) = mean_n ln p(e^c z_ni) + c`` (concave for both priors). Returns ``(c, gain)``:
+    the shifts (dim,) and the gain in mean log-likelihood, in nats per example, that the refit
+    brings. At a maximum-likelihood fit of the scales, ``c = 0`` and ``gain = 0``; for the
+    Gaussian prior the optimum is ``c_i = -ln(mean z_i^2) / 2``, i.e. ``sigma_i^2 = mean h_i^2``:
+    the prior variance is the data's variance along that coordinate."""
+    if not isinstance(model, NICE):
+        raise ValueError(f"model must be a NICE model, got {type(model).__name__}")
+    _check_batch("x", x, model.dim)
+    iterations = positive_int("iterations", iterations)
+    z = model(x)[0].double()
+    c = torch.zeros(model.dim, dtype=torch.float64, device=z.device)
+
+    def objective(c):
+        return _prior_log_density_1d(z * c.exp(), model.prior).mean(0) + c
+
+    if model.prior == "gaussian":  # closed form: sigma_i^2 = mean h_i^2, i.e. e^(2c) mean z^2 = 1
+        c = -0.5 * torch.log((z * z).mean(0))
+    else:
+        for _ in range(iterations):
+            w = z * c.exp()
+            t = torch.tanh(w / 2)
+            grad = 1 - (w * t).mean(0)
+            hess = -(w * t + 0.5 * w * w * (1 - t * t)).mean(0)
+            step = (-grad / hess.clamp(max=-1e-12)).clamp(-2.0, 2.0)  # damped far from the optimum
+            c = c + step
+            if float(step.abs().max()) < 1e-10:
+                break
+    gain = float((objective(c) - objective(torch.zeros_like(c))).sum())
+    return c, gain
+
+
+def check_scale_converged(model: NICE, x: torch.Tensor, atol: float, label: str | None = None) -> float:
+    """The scale layer is at its maximum-likelihood value: refitting it alone on ``x``
+    (:func:`scale_refit`) gains at most ``atol`` nats per example. Pass as ``atol`` the precision
+    the reported likelihoods have anyway (e.g. the standard error of the test NLL): an untrained,
+    unconverged or sign-flipped scale layer gains far more. Returns the gain."""
+    from tutorlib.checks import compare
+
+    atol = positive_float("atol", atol)
+    _, gain = scale_refit(model, x)
+    compare(label or f"{model.prior} prior: gain from refitting the scale layer alone", gain, 0.0,
+            atol=atol, names=("gain (nats per image)", "zero"))
+    return gain
+
+
+def annealed_log_density(model: NICE, temperature: float, points: int = 200_000) -> float:
+    """The mean model log-density of NICE's samples at ``temperature`` in closed form,
+    ``E ln q(x) = dim * E ln p(T eps) + sum_i ln s_i`` with ``eps`` a standard prior draw
+    (NICE's log-determinant is the constant ``sum ln s``). Gaussian prior:
+    ``E ln p(T eps) = -ln(2 pi)/2 - T^2/2``; logistic: a one-dimensional integral over the
+    prior's quantiles, by the midpoint rule on ``points`` points (float64)."""
+    if not isinstance(model, NICE):
+        raise ValueError(f"model must be a NICE model, got {type(model).__name__}")
+    temperature = positive_float("temperature", temperature)
+    points = positive_int("points", points)
+    if model.prior == "gaussian":
+        per_dim = -0.5 * math.log(2 * math.pi) - 0.5 * temperature**2
+    else:
+        u = (torch.arange(points, dtype=torch.float64) + 0.5) / points
+        eps = torch.log(u) - torch.log1p(-u)  # the logistic quantile function
+        per_dim = float(_prior_log_density_1d(temperature * eps, "logistic").mean())
+    return model.dim * per_dim + float(model.scale.log_scale.detach().double().sum())
+
+
+@torch.no_grad()
+def check_annealed_samples(model: NICE, temperature: float, n: int = 2000,
+                           generator: torch.Generator | None = None, sigmas: float = 4.0) -> tuple[float, float]:
+    """Annealing buys density: the mean ``ln q(x)`` of ``model.sample(n, temperature)``, evaluated
+    by ``model.log_prob`` (the whole flow, forward), against :func:`annealed_log_density` (closed
+    form from ``T``, the prior and ``sum ln s``). Tolerance: ``sigmas`` standard errors of the
+    sample mean, computed from the samples. Returns ``(sample mean, closed form)``."""
+    from tutorlib.checks import compare
+
+    n = positive_int("n", n, minimum=2)
+    sigmas = positive_float("sigmas", sigmas)
+    lp = model.log_prob(model.sample(n, temperature, generator=generator)).double()
+    se = float(lp.std() / math.sqrt(n))
+    expected = annealed_log_density(model, temperature)
+    compare(f"mean ln q(x) of samples at T = {temperature}", float(lp.mean()), expected,
+            atol=sigmas * se, names=("log_prob of samples", "closed form"))
+    return float(lp.mean()), expected
+
+
+@torch.no_grad()
+def check_integrates_to_one(log_prob, sample, lo: float, hi: float, m: int = 500, n: int = 200_000,
+                            generator: torch.Generator | None = None, sigmas: float = 4.0) -> tuple[float, float]:
+    """A 2-D density integrates to one: the midpoint rule on an ``m x m`` grid over ``[lo, hi]^2``
+    (float64) plus the mass outside the square, estimated from ``n`` draws of ``sample(n,
+    generator)``, against 1. Tolerance: ``sigmas`` standard errors of the outside mass plus the
+    grid's own error, estimated by the same rule on an ``m/2`` grid (the midpoint rule's error is
+    O(h^2), so ``|I_m - I_(m/2)|`` is about three times the error of ``I_m``). Returns
+    ``(total, tolerance)``."""
+    from tutorlib.checks import compare
+    from tutorlib.integration import quadrature
+
+    m = positive_int("m", m, minimum=4)
+    n = positive_int("n", n)
+    sigmas = positive_float("sigmas", sigmas)
+    lo, hi = float(lo), float(hi)
+    if not hi > lo:
+        raise ValueError(f"hi must be greater than lo, got lo={lo}, hi={hi}")
+
+    def density(x):
+        return log_prob(x).exp()
+
+    def one(x):
+        return torch.ones(len(x), dtype=torch.float64)
+
+    fine = quadrature(one, density, dim=2, m=m, lo=lo, hi=hi)
+    coarse = quadrature(one, density, dim=2, m=m // 2, lo=lo, hi=hi)
+    draws = sample(n, generator)
+    p_out = float(((draws < lo) | (draws > hi)).any(dim=1).double().mean())
+    se = math.sqrt(max(p_out, 1.0 / n) * (1 - p_out) / n)
+    tol = sigmas * se + abs(fine - coarse)
+    print(f"grid {m}x{m}: {fine:.6f} (grid {m // 2}x{m // 2}: {coarse:.6f}); mass outside "
+          f"[{lo:g}, {hi:g}]^2 by sampling: {p_out:.2e} +- {se:.1e}")
+    compare("integral of the learned density", fine + p_out, 1.0, atol=tol, names=("grid + outside", "one"))
+    return fine + p_out, tol
+
+
+def check_bits_per_dim(log_likelihood: float, dim: int, pixels: torch.Tensor, levels: int = 256) -> float:
+    """The units of a dequantised likelihood, two ways. (1) The uniform density on ``[0, 1]^dim``
+    (``ln q = 0``), evaluated by :func:`tutorlib.metrics.dequantized_nll` on ``pixels``, is the
+    uniform distribution on the ``levels`` levels: exactly ``log2(levels)`` bits per dimension.
+    (2) A log-likelihood of ``log_likelihood`` nats per image, converted by
+    :class:`tutorlib.metrics.NLL`, is ``log2(levels) - log_likelihood / (dim ln 2)`` bits/dim.
+    Float64 arithmetic: tolerance 1e-12. Returns the bits/dim of (2)."""
+    from tutorlib import metrics
+    from tutorlib.checks import compare
+
+    dim = positive_int("dim", dim)
+    levels = positive_int("levels", levels, minimum=2)
+    log_likelihood = float(log_likelihood)
+    uniform = metrics.dequantized_nll(lambda x: x.new_zeros(x.shape[0]), pixels, levels=levels)
+    compare("bits/dim of the uniform density on [0, 1]^D", uniform.bits_per_dim, math.log2(levels),
+            atol=1e-12, names=("metrics.dequantized_nll", "log2(levels)"))
+    converted = metrics.NLL.from_continuous(-log_likelihood, dim, levels).bits_per_dim
+    by_hand = math.log2(levels) - log_likelihood / (dim * math.log(2))
+    compare(f"{log_likelihood:g} nats per image in bits/dim", converted, by_hand, atol=1e-12,
+            names=("metrics.NLL", "log2(levels) - ln q / (D ln 2)"))
+    return converted
+
+
+def check_jensen_gap(log_q: torch.Tensor, exact_nll: float, levels: int = 256) -> tuple[float, float]:
+    """One pixel: the dequantisation bound ``-E_u ln q + ln(levels)`` minus the exact ``-ln P``
+    is Jensen's gap ``ln E e^Y - E Y`` (``Y = ln q``), which is ``Var(Y)/2`` to second order.
+    ``log_q``: ``ln q`` at equally spaced points of the pixel's bin (the expectation over ``u``
+    by the midpoint rule). Tolerance: twice the next terms of the cumulant expansion,
+    ``|k3|/6 + |k4|/24``, computed from ``log_q``. Returns ``(gap, Var/2)``."""
+    from tutorlib import metrics
+    from tutorlib.checks import compare
+
+    y = torch.as_tensor(log_q, dtype=torch.float64).reshape(-1)
+    if y.numel() < 100:
+        raise ValueError(f"log_q must hold at least 100 points of the bin, got {y.numel()}")
+    d = y - y.mean()
+    k2 = float((d**2).mean())
+    k3 = float((d**3).mean())
+    k4 = float((d**4).mean()) - 3 * k2**2
+    bound = metrics.discrete_nll(float(-y.mean()), dim=1, levels=positive_int("levels", levels, minimum=2))
+    gap = bound - float(exact_nll)
+    compare("dequantisation gap, one pixel", gap, k2 / 2, atol=2 * (abs(k3) / 6 + abs(k4) / 24),
+            names=("bound - exact", "Var_u[ln q]/2"))
+    return gap, k2 / 2
+
+
+@torch.no_grad()
+def check_float32_log_prob(model: FlowModel, x: torch.Tensor, rtol: float = 1e-6) -> float:
+    """``model.log_prob`` in float32 against a float64 copy of the same weights on ``x``.
+
+    ``ln q = ln p(z) + logdet`` is a sum of two large terms of opposite sign, so float32's
+    rounding is relative to their size, not to ``ln q``: the tolerance is ``rtol`` times the
+    largest ``|ln p(z)| + |logdet|`` (float64). A flow whose log-determinants are sums of
+    log-scales keeps float32's ~7 significant digits of those terms, losing about one to the sum
+    over ``dim`` coordinates: default ``rtol = 1e-6``. Returns the largest difference in nats."""
+    import copy
+
+    from tutorlib.checks import compare
+
+    if not isinstance(model, FlowModel):
+        raise ValueError(f"model must be a flow model with a prior, got {type(model).__name__}")
+    rtol = positive_float("rtol", rtol)
+    model64 = copy.deepcopy(model).double()
+    lp32 = model.log_prob(x.float()).double()
+    z64, logdet64 = model64(x.double())
+    prior64 = prior_log_prob(z64, model64.prior)
+    lp64 = prior64 + logdet64
+    size = float((prior64.abs() + logdet64.abs()).max())
+    compare(f"float32 ln q(x) of {x.shape[0]} digits", lp32, lp64, atol=rtol * size,
+            names=("float32", "float64 copy"))
+    print(f"    (the tolerance is rtol {rtol:g} x {size:.0f} nats, the size of ln p(z) and ln|det| that cancel)")
+    return float((lp32 - lp64).abs().max())
+
+
+@torch.no_grad()
+def check_interpolation_ends(model: FlowModel, x_a: torch.Tensor, x_b: torch.Tensor, path: torch.Tensor,
+                             ulps: float = 64.0) -> float:
+    """The decoded path of :func:`interpolate` starts at ``x_a`` and ends at ``x_b`` (the flow's
+    inverse on trained weights). Tolerance: ``ulps`` float32 roundings (2^-24 each) of the
+    largest value the decoder handles in data space (the outputs of its layers after the first,
+    the scale layer's inverse, which brings the codes back to the data's size); 64 allows a few
+    roundings per layer of a four-coupling NICE. Returns the largest error."""
+    from tutorlib.checks import compare
+
+    if not isinstance(model, FlowModel):
+        raise ValueError(f"model must be a flow model, got {type(model).__name__}")
+    ulps = positive_float("ulps", ulps)
+    ends = torch.stack((x_a, x_b))
+    y = model(ends)[0]
+    largest = 1.0
+    for layer in reversed(model.flow.layers):
+        y = layer.inverse(y)
+        largest = max(largest, float(y.abs().max()))
+    err = float((path[[0, -1]] - ends).abs().max())
+    compare("interpolation ends at the two digits", err, 0.0, atol=ulps * 2.0**-24 * largest,
+            names=("max |decoded end - digit|", "zero"))
+    return err

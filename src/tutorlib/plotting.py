@@ -170,17 +170,26 @@ def density_2d(log_prob, lo, hi, n: int = 200, ax=None, data=None, title: str | 
     return ax
 
 
-def matrix_image(matrix, ax=None, title: str | None = None):
-    """Chapter 5: a (Jacobian) matrix as an image: blue negative, white zero, red positive."""
+def matrix_image(matrix, ax=None, title: str | None = None, colorbar: bool = True,
+                 label: str = r"$\partial z_i/\partial x_j$"):
+    """Chapter 5: a (Jacobian) matrix as an image: blue negative, white zero, red positive, on a
+    symmetric colour scale, with a colour bar labelled ``label`` (rows: outputs ``i``, columns:
+    inputs ``j``)."""
     m = matrix.detach().cpu().double().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix, float)
     if m.ndim != 2:
         raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
-    ax = _ax(ax, figsize=(3.2, 3.2))
+    ax = _ax(ax, figsize=(3.6, 3.2))
     vmax = float(np.abs(m).max()) or 1.0
-    ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("input j", fontsize=8)
+    ax.set_ylabel("output i", fontsize=8)
     ax.grid(False)
+    if colorbar:
+        cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cb.set_label(label, fontsize=8)
+        cb.ax.tick_params(labelsize=7)
     if title:
         ax.set_title(title, fontsize=9)
     return ax

@@ -452,8 +452,11 @@ def draw_gradient_n(ax, n: int, samples: dict, reference: float, ns=GRADIENT_NS,
 # --- chapter 5 -------------------------------------------------------------------------------
 
 TEMPERATURES = (0.1, 0.25, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0)
-LATENT_RANKS = tuple(range(1, 13))
+# Ranks of the latent coordinates by their prior std sigma_i (1 = widest), from the widest through
+# the steep part of the spectrum to the collapsed coordinates at the end (rank 784 = narrowest).
+LATENT_RANKS = (1, 50, 100, 200, 300, 400, 500, 550, 600, 700, 750, 784)
 LATENT_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+CHANGE_RANGE = 1.0  # the colour scale of the "change" row: -1 .. 1 (pixel intensities)
 
 
 def draw_temperature(ax, temperature: float, model, n: int = 36, seed: int = 0, shape=(28, 28)):
@@ -482,9 +485,31 @@ def latent_order(model) -> torch.Tensor:
     return torch.argsort(model.prior_std().cpu(), descending=True, stable=True)
 
 
+def _tiles(images, shape) -> "np.ndarray":
+    """(n, h*w) -> one (h, n*(w+1)-1) row of tiles separated by a NaN column."""
+    import numpy as np
+
+    h, w = shape
+    x = images.detach().cpu().double().numpy().reshape(-1, h, w)
+    row = np.full((h, x.shape[0] * (w + 1) - 1), np.nan)
+    for i, img in enumerate(x):
+        row[:, i * (w + 1):i * (w + 1) + w] = img
+    return row
+
+
 def draw_latent_dimension(ax, rank: int, model, z0: torch.Tensor, values=LATENT_VALUES, shape=(28, 28)):
-    """Chapter 5: set the latent coordinate with the ``rank``-th largest prior std ``sigma_i`` of the code
-    ``z0`` (one row vector) to each of ``values``, all else fixed, and draw the decoded images."""
+    """Chapter 5: set the latent coordinate with the ``rank``-th largest prior std ``sigma_i`` of the
+    code ``z0`` (one row vector) to each of ``values``, all else fixed, and decode.
+
+    Top row: the decoded images. Bottom row: their change from the decoded ``z0`` (the digit
+    itself), on a fixed colour scale of -1..1 for every rank, so a coordinate whose ``sigma_i`` is
+    tiny visibly changes nothing. Inset: the whole sorted spectrum of ``sigma_i`` (log scale) with
+    this coordinate marked. The title gives the coordinate, its pixel, its ``sigma_i`` and the
+    largest change of any pixel."""
+    import numpy as np
+    import matplotlib
+    from matplotlib import cm, colors
+
     rank = positive_int("rank", rank)
     if rank > model.dim:
         raise ValueError(f"rank must be at most the dimension {model.dim}, got {rank}")
@@ -492,25 +517,58 @@ def draw_latent_dimension(ax, rank: int, model, z0: torch.Tensor, values=LATENT_
         raise ValueError(f"z0 must be a tensor of shape (1, {model.dim}), got "
                          f"{tuple(z0.shape) if isinstance(z0, torch.Tensor) else type(z0).__name__}")
     values = [float(v) for v in values]
-    k = int(latent_order(model)[rank - 1])
-    z = z0.detach().repeat(len(values), 1)
-    z[:, k] = torch.tensor(values, dtype=z.dtype, device=z.device)
+    order = latent_order(model)
+    k = int(order[rank - 1])
+    z = z0.detach().repeat(len(values) + 1, 1)
+    z[1:, k] = torch.tensor(values, dtype=z.dtype, device=z.device)
     with torch.no_grad():
-        x = model.inverse(z)
-    from tutorlib.plotting import image_grid
+        decoded = model.inverse(z).cpu()
+    base, x = decoded[:1], decoded[1:]
+    change = x - base
+    largest = float(change.abs().max())
 
-    image_grid(x.clamp(0, 1), shape, nrow=len(values), ax=ax)
-    sigma = float(model.prior_std()[k])
+    gray = matplotlib.colormaps["gray_r"]
+    diverging = matplotlib.colormaps["RdBu_r"]
+    norm = colors.Normalize(-CHANGE_RANGE, CHANGE_RANGE)
+    top = gray(np.nan_to_num(_tiles(x.clamp(0, 1), shape), nan=0.0))
+    bottom = diverging(norm(np.nan_to_num(_tiles(change, shape), nan=0.0)))
+    for row, tiles in ((top, _tiles(x, shape)), (bottom, _tiles(change, shape))):
+        row[np.isnan(tiles)] = 1.0  # white separators
+    gap = np.ones((2, top.shape[1], 4))
+    canvas = np.concatenate([top, gap, bottom])
+    height, width = canvas.shape[:2]
+    ax.imshow(canvas, extent=(0, width, height, 0), interpolation="nearest")
+    ax.set_xlim(0, width * 1.42)
+    ax.set_ylim(height, 0)
+    ax.set_axis_off()
+    ax.text(-2, shape[0] / 2, "decoded", ha="right", va="center", fontsize=7)
+    ax.text(-2, shape[0] + 2 + shape[0] / 2, "change", ha="right", va="center", fontsize=7)
+
+    cax = ax.inset_axes([width / (width * 1.42) + 0.006, 0.02, 0.01, 0.45])
+    ax.figure.colorbar(cm.ScalarMappable(norm=norm, cmap=diverging), cax=cax)
+    cax.tick_params(labelsize=6)
+
+    sigma = model.prior_std().cpu()
+    spec = ax.inset_axes([0.80, 0.16, 0.2, 0.74])
+    spec.semilogy(np.arange(1, model.dim + 1), sigma[order].numpy(), lw=1, color="0.3")
+    spec.plot([rank], [float(sigma[k])], "o", color="C3", ms=5)
+    spec.axvline(rank, color="C3", lw=0.8, ls=":")
+    spec.set_xlabel("rank", fontsize=6, labelpad=1)
+    spec.set_ylabel(r"$\sigma_i$", fontsize=7, labelpad=1)
+    spec.tick_params(labelsize=5, pad=1)
+    spec.set_title("sorted spectrum", fontsize=6, pad=2)
+
     pixel = int(model.positions()[k])
-    ax.set_title(f"rank {rank}: z[{k}] (pixel row {pixel // shape[1]}, col {pixel % shape[1]}), "
-                 f"sigma = {sigma:.2f}\nz[{k}] = {values[0]:g} ... {values[-1]:g}", fontsize=8)
+    ax.set_title(f"rank {rank} of {model.dim}: z[{k}] at pixel (row {pixel // shape[1]}, col {pixel % shape[1]}), "
+                 f"sigma = {float(sigma[k]):.2g}; z[{k}] = {values[0]:g} ... {values[-1]:g}, "
+                 f"largest pixel change {largest:.2g}", fontsize=8)
     return ax
 
 
-def latent_dimension_slider(model, z0: torch.Tensor, static=(1, 2, 3), shape=(28, 28)) -> None:
+def latent_dimension_slider(model, z0: torch.Tensor, static=(1, 500, 784), shape=(28, 28)) -> None:
     """Chapter 5: the slider over which latent coordinate to vary (by rank of its ``sigma_i``)."""
     draw = functools.partial(draw_latent_dimension, model=model, z0=z0, shape=shape)
-    explore(draw, "rank", LATENT_RANKS, static=static, value=1, ncols=1, panel=(7.0, 1.9),
+    explore(draw, "rank", LATENT_RANKS, static=static, value=1, ncols=1, panel=(8.4, 2.3),
             title="vary one latent coordinate")
 
 
