@@ -22,6 +22,11 @@ flows built from existing parts and fed to the *same* function:
 sigma2^2 I)``, with a convolutional encoder ``E`` and decoder ``G``, a small Glow-like flow ``F``
 (:class:`tutorlib.flows.Glow`) and trainable scalars ``sigma1``, ``sigma2``.
 
+The chapter's numerical checks are the ``check_*`` functions at the end (each computes both sides
+of one statement by independent code and calls :func:`tutorlib.compare`), with the helpers they
+need: :func:`brute_force_logdet`, :func:`newton_inverse` (an inverse from the forward map alone),
+:func:`linear_gaussian`, :func:`sigma_points` and :func:`reconstruction`.
+
 Every loss here is per example, in nats, for data ``x`` of shape (batch, D); each returns the
 terms ``rec = -ln q(x|z)``, ``prior = -ln q(z)``, ``logdet = ln|det dF_x/du|``, Su's ``loss = rec +
 prior - logdet`` and the bound ``neg_elbo = loss + ln q(u)`` (``-ELBO``, a one-sample upper bound
@@ -193,7 +198,9 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.net(x)
+        # The convolutions run in the channels-last memory layout: on a CPU, PyTorch's backward
+        # pass of these few-channel convolutions is about twice as fast there. Values are unchanged.
+        return x + self.net(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
 class Encoder(nn.Module):
@@ -414,8 +421,9 @@ def fit(model: nn.Module, pixels: torch.Tensor, steps: int, *, batch_size: int =
         clip_grad: float | None = 100.0, init_size: int = 2000, desc: str | None = None,
         progress: bool | None = None):
     """Train a VAE, a flow or an :class:`FVAE` on freshly dequantised batches ``(pixel + u) / levels``
-    of integer ``pixels`` (n, D) with Adam, and log ``neg_elbo`` (nats) and the wall time ``seconds``
-    since the start of this call at every logged step. The objective is :func:`neg_elbo`
+    of integer ``pixels`` (n, D) with Adam, and log ``neg_elbo`` (nats), the wall time ``seconds`` and
+    this process's CPU time ``cpu_seconds`` since the start of this call at every logged step (on a
+    shared CPU machine the CPU time is the steadier clock; on a GPU only the wall time counts). The objective is :func:`neg_elbo`
     (SUMMARY 4.6's loss for the f-VAE, which has the same gradients). A model with
     :class:`tutorlib.flows.ActNorm` layers is first initialised on ``init_size`` random examples.
     Checkpointed and resumable through :func:`tutorlib.train.train`. Returns the
@@ -430,7 +438,7 @@ def fit(model: nn.Module, pixels: torch.Tensor, steps: int, *, batch_size: int =
         got = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
         raise ValueError(f"pixels must be a tensor of shape (n, D) of integer levels, got {got}")
     lr, levels = positive_float("lr", lr), positive_int("levels", levels, minimum=2)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
 
     def loss_fn(batch: torch.Tensor) -> dict:
         x = dequantize(batch, levels=levels)
@@ -440,6 +448,7 @@ def fit(model: nn.Module, pixels: torch.Tensor, steps: int, *, batch_size: int =
             bound = neg_elbo(model, x).mean()
             out = {"loss": bound, "neg_elbo": bound}
         out["seconds"] = time.perf_counter() - start
+        out["cpu_seconds"] = time.process_time() - cpu_start
         return out
 
     init_size = positive_int("init_size", init_size)
@@ -451,12 +460,23 @@ def fit(model: nn.Module, pixels: torch.Tensor, steps: int, *, batch_size: int =
         model.train()
         with torch.no_grad():
             neg_elbo(model, dequantize(pixels[idx], levels=levels, generator=gen))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = _adam(model.parameters(), lr)
     history = train(model, optimizer, loss_fn, Batches(pixels, batch_size=batch_size, seed=seed), steps,
                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, log_every=log_every,
                     clip_grad=clip_grad, desc=desc or type(model).__name__, progress=progress)
     model.eval()
     return history
+
+
+def _adam(params, lr: float) -> torch.optim.Optimizer:
+    """Adam with the fused kernel where this torch has one for the parameters' device (the same
+    algorithm and defaults; on one CPU thread it takes a third of the time of the default
+    ``foreach`` kernel for these 1.5 M-parameter models), else the default implementation."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -486,11 +506,29 @@ class Autoencoder(nn.Module):
         return ((self(x) - x) ** 2).sum(dim=1).mean()
 
 
+def fit_autoencoder(x: torch.Tensor, z_dim: int, steps: int, *, hidden: int = 256, batch_size: int = 64,
+                    lr: float = 1e-3, seed: int = 0) -> Autoencoder:
+    """Train an :class:`Autoencoder` with a ``z_dim``-number code on the rows of ``x`` (n, D) for
+    ``steps`` Adam steps on its squared error (seeded: the weights and the batches depend on ``seed``
+    only). Returns the model in eval mode."""
+    from tutorlib.runtime import seed_everything
+    from tutorlib.train import Batches, train
+
+    x = _check_data("x", x)
+    seed = positive_int("seed", seed, minimum=0)
+    seed_everything(seed)
+    ae = Autoencoder(x.shape[1], z_dim, hidden=hidden)
+    train(ae, _adam(ae.parameters(), positive_float("lr", lr)), ae.loss,
+          Batches(x, batch_size=batch_size, seed=seed), steps, desc=f"AE z={z_dim}")
+    ae.eval()
+    return ae
+
+
 # Chapter 6's three models at similar parameter counts (quick: about 1.5 M each; full: about 6.9 M each).
 MODEL_SIZES = {
     "quick": {"vae": dict(z_dim=64, hidden=(512, 512)),
               "flow": dict(steps=4, hidden=272, depth=2),
-              "fvae": dict(flow_steps=4, hidden=256, depth=2, channels=32, blocks=2)},
+              "fvae": dict(flow_steps=4, hidden=256, depth=2, channels=16, blocks=2)},
     "full": {"vae": dict(z_dim=64, hidden=(1100, 1100, 1100)),
              "flow": dict(steps=8, hidden=510, depth=2),
              "fvae": dict(flow_steps=8, hidden=512, depth=2, channels=64, blocks=3)},
@@ -511,3 +549,300 @@ def build_models(size: str = "quick", shape=(1, 28, 28), seed: int = 0) -> dict[
                        sigma="learned-scalar", sigma_init=0.1),
             "flow": Glow(dim, seed=seed, **cfg["flow"]),
             "fvae": FVAE(shape, seed=seed, **cfg["fvae"])}
+
+
+# --- chapter 6's numerical checks ---------------------------------------------------------------
+# Each computes both sides of one statement of the chapter by independent code and calls
+# :func:`tutorlib.compare`, which prints them and raises IdentityError when they disagree. The
+# unit tests (tests/test_ch06_checks.py) feed each one a broken quantity and expect it to raise.
+
+
+def brute_force_logdet(fn: Callable, inputs: torch.Tensor) -> torch.Tensor:
+    """``ln|det d fn(r)/dr|`` for each row ``r`` of ``inputs`` (n, d), from the full autograd Jacobian
+    (``torch.autograd.functional.jacobian``) and ``slogdet``: no knowledge of how ``fn`` is built.
+    ``fn`` maps one row (d,) to one row (d,). For small ``d`` and float64."""
+    from torch.autograd.functional import jacobian
+
+    inputs = _check_data("inputs", inputs)
+    if not callable(fn):
+        raise ValueError(f"fn must be callable (d,) -> (d,), got {type(fn).__name__}")
+    return torch.stack([torch.linalg.slogdet(jacobian(fn, row))[1] for row in inputs])
+
+
+def check_logdet(label: str, fn: Callable, inputs: torch.Tensor, logdet: torch.Tensor, *, rtol: float = 1e-13,
+                 atol: float = 1e-13, names: tuple[str, str] = ("sum of log-scales", "autograd Jacobian")) -> None:
+    """Compare a log-determinant computed by a model (``logdet``, one per row of ``inputs``) with
+    :func:`brute_force_logdet` of ``fn``. The default tolerance suits float64: both sides are
+    rounded at ~1e-15 (relative), a hundred times below it."""
+    from tutorlib import compare
+
+    compare(label, logdet, brute_force_logdet(fn, inputs), rtol=rtol, atol=atol, names=names)
+
+
+def newton_inverse(fn: Callable, z: torch.Tensor, iters: int = 50, tol: float = 1e-12) -> torch.Tensor:
+    """Solve ``fn(v) = z`` for each row of ``z`` (n, d) by Newton's method from ``v = 0``, with the
+    autograd Jacobian of ``fn`` and a backtracking step: an inverse computed from the forward map
+    alone (no inverse formula). ``fn`` maps one row (d,) to one row (d,). Raises RuntimeError if a
+    row's residual ``max |fn(v) - z|`` is not below ``tol`` within ``iters`` steps. For small ``d``."""
+    from torch.autograd.functional import jacobian
+
+    z = _check_data("z", z)
+    iters, tol = positive_int("iters", iters), positive_float("tol", tol)
+    if not callable(fn):
+        raise ValueError(f"fn must be callable (d,) -> (d,), got {type(fn).__name__}")
+    rows = []
+    with torch.no_grad():
+        for target in z:
+            v = torch.zeros_like(target)
+            r = fn(v) - target
+            for _ in range(iters):
+                if float(r.abs().max()) < tol:
+                    break
+                try:
+                    step = torch.linalg.solve(jacobian(fn, v), r)
+                except RuntimeError as err:  # a singular Jacobian: no Newton step
+                    raise RuntimeError(f"Newton's method did not reach a residual below {tol:g}: {err}") from None
+                lam = 1.0
+                while True:  # halve the step until the residual shrinks
+                    v_new = v - lam * step
+                    r_new = fn(v_new) - target
+                    if float(r_new.norm()) < float(r.norm()) or lam < 1e-8:
+                        break
+                    lam /= 2
+                v, r = v_new, r_new
+            if float(r.abs().max()) >= tol:
+                raise RuntimeError(f"Newton's method did not reach a residual below {tol:g} in {iters} steps "
+                                   f"(residual {float(r.abs().max()):.3g})")
+            # one more full step (quadratic convergence takes the root to rounding), kept if no worse
+            v_new = v - torch.linalg.solve(jacobian(fn, v), r)
+            if float((fn(v_new) - target).norm()) <= float(r.norm()):
+                v = v_new
+            rows.append(v)
+    return torch.stack(rows)
+
+
+def check_inverse(label: str, flow: nn.Module, z: torch.Tensor, *, atol: float = 1e-13) -> None:
+    """``flow.inverse(z)`` (the layers' inverse formulas) against :func:`newton_inverse` of the
+    flow's forward map (which never calls ``inverse``), row by row. Float64; the default ``atol`` is
+    about a hundred times the rounding of either side on the chapter's small flows (~1e-15)."""
+    from tutorlib import compare
+
+    z = _check_data("z", z)
+    with torch.no_grad():
+        formula = flow.inverse(z)
+    root = newton_inverse(lambda r: flow(r[None])[0][0], z)
+    compare(label, formula, root, atol=atol, names=("flow.inverse", "Newton root of F(v) = z"))
+
+
+def linear_gaussian(A: torch.Tensor, b: torch.Tensor, s: float):
+    """The linear-Gaussian model ``q(z) = N(0, I)``, ``q(x|z) = N(Az + b, s^2 I)`` and its exact pieces.
+
+    Returns ``(posterior, log_likelihood, log_evidence)``: the conditional flow
+    ``F_x(u) = m(x) + L u`` with ``m(x) = Sigma A^T (x - b) / s^2``, ``L L^T = Sigma = (I + A^T A / s^2)^{-1}``
+    (the exact posterior, a full matrix) and its ``ln|det dF_x/du| = sum ln L_ii``; ``ln q(x|z)``;
+    and the closed-form ``ln q(x) = ln N(x; b, A A^T + s^2 I)``."""
+    if not (isinstance(A, torch.Tensor) and A.ndim == 2 and isinstance(b, torch.Tensor) and b.shape == A.shape[:1]):
+        raise ValueError("A must be a (D, d) tensor and b a (D,) tensor")
+    s = positive_float("s", s)
+    dx, dz = A.shape
+    eye = torch.eye(dz, dtype=A.dtype)
+    cov = torch.linalg.inv(eye + A.T @ A / s**2)
+    L = torch.linalg.cholesky(cov)
+    evidence = torch.distributions.MultivariateNormal(b, A @ A.T + s**2 * torch.eye(dx, dtype=A.dtype))
+
+    def posterior(u: torch.Tensor, x: torch.Tensor):
+        m = (x - b) @ A @ cov.T / s**2
+        return m + u @ L.T, torch.log(torch.diagonal(L)).sum().expand(x.shape[0])
+
+    def log_likelihood(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.distributions.Normal(z @ A.T + b, s).log_prob(x).sum(-1)
+
+    return posterior, log_likelihood, evidence.log_prob
+
+
+def check_tight_bound(label: str, x: torch.Tensor, u: torch.Tensor, posterior: Callable, log_likelihood: Callable,
+                      log_evidence: Callable, *, rtol: float = 1e-13, atol: float = 1e-13) -> None:
+    """With the exact posterior as the conditional flow, :func:`general_loss`'s ``-ELBO`` equals
+    ``-ln q(x)`` for every draw ``u``: compare the two per example (float64 rounding ~1e-15)."""
+    from tutorlib import compare
+
+    terms = general_loss(x, u, posterior, log_likelihood)
+    compare(label, terms["neg_elbo"], -log_evidence(x), rtol=rtol, atol=atol,
+            names=("general_loss", "-ln q(x), closed form"))
+
+
+def sigma_points(d: int, dtype=torch.float64) -> torch.Tensor:
+    """The ``2d`` points ``u = +-sqrt(d) e_i`` (2d, d): their mean is 0 and their second moments are
+    those of ``N(0, I)``, so the mean over them of any polynomial of degree <= 2 in ``u`` is its expectation."""
+    eye = math.sqrt(positive_int("d", d)) * torch.eye(d, dtype=dtype)
+    return torch.cat((eye, -eye))
+
+
+def check_special_case_1(vae, x: torch.Tensor, u: torch.Tensor, posterior: Callable | None = None,
+                         log_likelihood: Callable | None = None, *, rtol: float = 1e-13, atol: float = 1e-13) -> None:
+    """Special case 1 (SUMMARY 4.4), two statements, each against the VAE's own loss
+    (:meth:`tutorlib.vae.VAE.loss_terms`, which never calls :func:`general_loss`):
+
+    1. at the same ``u``, the general loss's ``-ELBO`` = the VAE loss with the *sampled* KL;
+    2. averaged over the :func:`sigma_points` (exact for the quadratic prior and log-det terms),
+       Su's ``loss`` = the VAE loss with the *analytic* KL + :func:`vae_constant`, the reconstruction
+       term averaged over the same points on both sides.
+
+    ``posterior``, ``log_likelihood``: default :func:`vae_special_case` (the tests pass broken ones).
+    Float64; both sides are sums of ~1e3 nats, rounded at ~1e-13 (1e-16 relative: the default
+    tolerance leaves a factor of about a thousand)."""
+    from tutorlib import compare
+
+    default_post, default_lik = vae_special_case(vae)
+    posterior = default_post if posterior is None else posterior
+    log_likelihood = default_lik if log_likelihood is None else log_likelihood
+    general = general_loss(x, u, posterior, log_likelihood)
+    sampled = vae.loss_terms(x, kl="sampled", u=u)
+    compare("special case 1, same u: -ELBO = VAE loss (sampled KL)", general["neg_elbo"],
+            sampled["rec"] + sampled["kl"], rtol=rtol, atol=atol, names=("fvae.general_loss", "VAE.loss_terms"))
+    d, n = u.shape[1], x.shape[0]
+    points = sigma_points(d, dtype=x.dtype)
+    su_mean = torch.stack([general_loss(x, p.expand(n, d), posterior, log_likelihood)["loss"]
+                           for p in points]).mean(0)
+    rec_mean = torch.stack([vae.loss_terms(x, kl="analytic", u=p.expand(n, d).contiguous())["rec"]
+                            for p in points]).mean(0)
+    kl = vae.loss_terms(x, kl="analytic", u=u)["kl"]
+    compare("special case 1, mean over the 2d points: Su's loss = VAE loss (analytic KL) + (d/2)(1 + ln 2 pi)",
+            su_mean, rec_mean + kl + vae_constant(d), rtol=rtol, atol=atol,
+            names=("fvae.general_loss", "VAE + constant"))
+
+
+def check_special_case_2(flow: nn.Module, sigma: float, x: torch.Tensor, u: torch.Tensor,
+                         posterior: Callable | None = None, log_likelihood: Callable | None = None, *,
+                         rtol: float = 1e-13, atol: float = 1e-13) -> None:
+    """Special case 2 (SUMMARY 4.5), two statements, each against the flow's own ``log_prob``
+    (which never calls :func:`general_loss`): the ``-ELBO`` = the flow's NLL of ``x + sigma u``, and
+    Su's ``loss`` exceeds it by ``|u|^2/2 + (D/2) ln 2 pi``, written out here by hand.
+    ``posterior``, ``log_likelihood``: default :func:`noisy_flow_special_case` (the tests pass broken
+    ones). Float64; the decoder inverts the flow, so the sides differ by its rounding (~1e-13 of ~1e3 nats)."""
+    from tutorlib import compare
+
+    default_post, default_lik = noisy_flow_special_case(flow, sigma)
+    posterior = default_post if posterior is None else posterior
+    log_likelihood = default_lik if log_likelihood is None else log_likelihood
+    general = general_loss(x, u, posterior, log_likelihood)
+    noisy_nll = -flow.log_prob(x + sigma * u)
+    compare("special case 2: -ELBO = flow NLL of x + sigma u", general["neg_elbo"], noisy_nll,
+            rtol=rtol, atol=atol, names=("fvae.general_loss", "-Glow.log_prob(x + sigma u)"))
+    offset = 0.5 * (u * u).sum(1) + 0.5 * u.shape[1] * math.log(2 * math.pi)
+    compare("special case 2: Su's loss - noisy NLL = |u|^2/2 + (D/2) ln 2 pi", general["loss"] - noisy_nll,
+            offset, rtol=rtol, atol=atol, names=("difference", "|u|^2/2 + (D/2) ln 2 pi"))
+
+
+def check_fvae_loss(model: "FVAE", x: torch.Tensor, u: torch.Tensor, *, rtol: float = 1e-13,
+                    atol: float = 1e-13) -> None:
+    """Two statements about :meth:`FVAE.loss_terms` at the draw ``u``:
+
+    1. its ``su`` is SUMMARY 4.6's formula, written out here from the parts ``E``, ``G``, ``F`` and
+       the two sigmas (own reshapes, no ``encode``/``decode``/``loss_from_terms``);
+    2. its ``loss`` is :func:`general_loss` with the conditional flow ``F(sigma1 u + E(x))`` and the
+       decoder ``N(x; G(F^{-1}(z)), sigma2^2)`` (which inverts ``F``): Su's formula + ``D ln 2 pi``.
+
+    Float64 (rounding ~1e-13 of ~1e3 nats; the second also carries the rounding of ``F^{-1}``)."""
+    from tutorlib import compare
+
+    x, u = model._check_x(x), _check_data("u", u, model.dim)
+    terms = model.loss_terms(x, u)
+    n, (c, h, w), D = x.shape[0], model.shape, model.dim
+    with torch.no_grad():
+        s1, s2 = float(model.log_sigma1.exp()), float(model.log_sigma2.exp())
+        v = s1 * u + model.E(x.reshape(n, c, h, w)).reshape(n, D)
+        g_v = model.G(v.reshape(n, 4 * c, h // 2, w // 2)).reshape(n, D)
+        z_v, logdet_v = model.F(v)
+        by_hand = (((x - g_v) ** 2).sum(1) / (2 * s2**2) + 0.5 * (z_v**2).sum(1) - logdet_v
+                   + D * math.log(s2) - D * math.log(s1))
+    compare("FVAE loss = SUMMARY 4.6 from its parts", terms["su"], by_hand, rtol=rtol, atol=atol,
+            names=("FVAE.loss_terms", "formula"))
+    general = general_loss(x, u, model.posterior, model.log_likelihood)
+    compare("FVAE loss + D ln 2 pi = general loss with F_x(u) = F(sigma1 u + E(x))",
+            terms["su"] + D * LOG_2PI, general["loss"], rtol=rtol, atol=atol,
+            names=("FVAE + D ln 2 pi", "general_loss (inverts F)"))
+
+
+def check_sampler(model: "FVAE", temperatures, n: int = 64, seed: int = 0, *, atol: float = 1e-6) -> None:
+    """``model.sample(n, T, generator)`` is ``G(F^{-1}(T u))`` with ``u ~ N(0, I)`` from the same
+    generator: ``T`` scales the *standard deviation* of the prior draw. The right-hand side is
+    computed here by hand (own draw, own reshapes, ``F.inverse`` and ``G`` called directly). The two
+    sides run the same float32 operations, so they agree to rounding; ``atol`` (pixel units) is ten
+    times float32's resolution near 1. Use temperatures other than 1: at ``T = 1`` the variance and
+    the standard-deviation conventions coincide."""
+    from tutorlib import compare
+
+    n, seed = positive_int("n", n), positive_int("seed", seed, minimum=0)
+    temperatures = [positive_float("temperature", t) for t in temperatures]
+    if not temperatures:
+        raise ValueError("temperatures must not be empty")
+    ref = model.log_sigma1
+    c, h, w = model.shape
+    for T in temperatures:
+        with torch.no_grad():
+            got = model.sample(n, T, generator=torch.Generator(device=ref.device).manual_seed(seed))
+            u = torch.randn(n, model.dim, generator=torch.Generator(device=ref.device).manual_seed(seed),
+                            dtype=ref.dtype, device=ref.device)
+            v = model.F.inverse(T * u)
+            by_hand = model.G(v.reshape(n, 4 * c, h // 2, w // 2)).reshape(n, model.dim)
+        compare(f"sample(n, T) = G(F^-1(T u)) at T = {T}", got, by_hand, atol=atol,
+                names=("FVAE.sample", "G(F^-1(T u)) by hand"))
+
+
+def reconstruction(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Each model's reconstruction of ``x`` computed from its sub-networks directly (never through
+    :func:`latent`, :func:`generate` or the model's own encode/decode helpers): the VAE's decoder
+    network at the encoder network's mean ``mu(x)``; the f-VAE's ``G(E(x))`` (no ``F`` at all: the
+    posterior centre ``F(E(x))`` decodes to ``G(F^{-1}(F(E(x)))) = G(E(x))``). A flow reconstructs ``x``
+    exactly (it is invertible) and has no other reconstruction: it is refused here."""
+    from tutorlib.vae import VAE
+
+    x = _check_data("x", x)
+    with torch.no_grad():
+        if isinstance(model, FVAE):
+            c, h, w = model.shape
+            n = x.shape[0]
+            return model.G(model.E(x.reshape(n, c, h, w))).reshape(n, model.dim)
+        if isinstance(model, VAE) and model.likelihood == "gaussian":
+            mu = model.encoder(x)[:, :model.z_dim]
+            return model.decoder(mu)
+    raise ValueError(f"model must be an FVAE or a Gaussian tutorlib VAE, got {type(model).__name__}")
+
+
+def check_interpolation_ends(models: dict, x_a: torch.Tensor, x_b: torch.Tensor, paths: dict, *,
+                             atol: float = 1e-5) -> None:
+    """The ends ``t = 0`` and ``t = 1`` of each interpolation path (``paths[name]``, (len(ts), D), from
+    :func:`interpolate`) are the model's reconstructions of ``x_a`` and ``x_b`` by :func:`reconstruction`
+    (independent code; for the f-VAE it skips ``F`` and ``F^{-1}``, which the path goes through). The
+    flow is skipped: its ends are the digits up to float32 rounding, by invertibility, which
+    :func:`check_inverse` checks independently. ``atol`` (pixel units): float32 rounding through ``F`` and
+    back is ~1e-6."""
+    from tutorlib import compare
+    from tutorlib.vae import VAE
+
+    if not (isinstance(x_a, torch.Tensor) and isinstance(x_b, torch.Tensor) and x_a.ndim == 1 and x_a.shape == x_b.shape):
+        raise ValueError("x_a and x_b must be tensors of the same shape (D,)")
+    checked = 0
+    for name, model in models.items():
+        if not isinstance(model, (FVAE, VAE)):
+            continue
+        if name not in paths:
+            raise ValueError(f"paths has no path for the model {name!r}")
+        path = torch.as_tensor(paths[name])
+        ref = reconstruction(model, torch.stack((x_a, x_b)))
+        compare(f"{name}: interpolation ends = reconstructions of the two digits",
+                path[[0, -1]].to(ref.device, ref.dtype), ref, atol=atol,
+                names=("path at t = 0, 1", "reconstruction from the sub-networks"))
+        checked += 1
+    if not checked:
+        raise ValueError("models must contain at least one FVAE or VAE")
+
+
+def sharpness(images: torch.Tensor, shape=(28, 28)) -> torch.Tensor:
+    """Per image: the mean ``|difference|`` between horizontally and vertically neighbouring pixels
+    (averaged over the two directions). Blurring lowers it; speckle raises it."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 2 or images.shape[1] != shape[0] * shape[1]:
+        raise ValueError(f"images must be a tensor of shape (n, {shape[0] * shape[1]})")
+    im = images.reshape(-1, *shape)
+    return ((im[:, 1:] - im[:, :-1]).abs().mean((1, 2)) + (im[:, :, 1:] - im[:, :, :-1]).abs().mean((1, 2))) / 2

@@ -578,8 +578,9 @@ INTERPOLATION_TS = tuple(round(0.1 * i, 1) for i in range(11))
 
 
 def draw_interpolation(ax, t: float, paths: dict, ts=INTERPOLATION_TS, shape=(28, 28)):
-    """Chapter 6: each model's decoded point ``(1 - t) code(x_a) + t code(x_b)`` side by side.
-    ``paths``: model name -> (len(ts), D) images from :func:`tutorlib.fvae.interpolate` at ``ts``."""
+    """Chapter 6: each model's decoded point ``(1 - t) code(x_a) + t code(x_b)`` side by side, each
+    named below its image. ``paths``: model name -> (len(ts), D) images from
+    :func:`tutorlib.fvae.interpolate` at ``ts``. Pure: it only reads ``paths``."""
     ts = [float(v) for v in ts]
     if float(t) not in ts:
         raise ValueError(f"t must be one of {ts}, got {t!r}")
@@ -588,11 +589,15 @@ def draw_interpolation(ax, t: float, paths: dict, ts=INTERPOLATION_TS, shape=(28
     i = ts.index(float(t))
     from tutorlib.plotting import image_grid
 
-    images = torch.stack([p[i] for p in paths.values()])
+    images = torch.stack([torch.as_tensor(p[i]) for p in paths.values()])
     if not torch.isfinite(images).all():
         raise FloatingPointError(f"interpolation at t = {t} gave non-finite values")
     image_grid(images.clamp(0, 1), shape, nrow=len(paths), ax=ax)
-    ax.set_title(f"t = {t}:  " + "  |  ".join(paths), fontsize=9)
+    h, w = shape
+    for j, name in enumerate(paths):
+        ax.text(j * (w + 1) + (w - 1) / 2, h + 0.5, name, ha="center", va="top", fontsize=9)
+    ax.set_ylim(h + 0.5 + 0.25 * h, -0.5)  # room for the names below the images
+    ax.set_title(f"t = {t}", fontsize=10)
     return ax
 
 
