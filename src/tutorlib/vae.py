@@ -860,64 +860,142 @@ def check_bounds(loss: float, nll: float, entropy: float) -> None:
         raise IdentityError(f"the chain L >= -E ln q(x) >= H(p) >= 0 is broken: {loss:.6g}, {nll:.6g}, {entropy:.6g}")
 
 
-def toy_joint_kl_bruteforce(p_data, mu, logvar, a, b, z_max: float = 40.0) -> float:
-    """Chapter 2: ``KL(p(x, z) || q(x, z))`` of a :class:`ToyJoint`'s parameters, written from the
-    definition with plain Python floats and SciPy's adaptive quadrature over ``z`` -- no helper shared
-    with :class:`ToyJoint` (which uses torch on a fixed grid)."""
-    from scipy import integrate
+def _bruteforce_log_joint(bits, a, b):
+    """``z -> ln q(x|z) + ln q(z)`` for one image ``bits``, in plain Python floats (for the brute force)."""
 
+    def f(z):
+        out = -0.5 * (math.log(2 * math.pi) + z * z)
+        for bit, ak, bk in zip(bits, a, b):
+            t = ak * z + bk  # ln sigmoid(t) = -ln(1 + e^-t), computed stably
+            out += -math.log1p(math.exp(-t)) if t > 0 else t - math.log1p(math.exp(t))
+            if not bit:
+                out -= t  # ln(1 - sigmoid(t)) = ln sigmoid(t) - t
+        return out
+
+    return f
+
+
+def _bruteforce_args(p_data, mu, logvar, a, b):
     p_data, mu, logvar, a, b = ([float(v) for v in t] for t in (p_data, mu, logvar, a, b))
     dim = len(a)
     if len(p_data) != 2**dim or len(mu) != len(p_data) or len(logvar) != len(p_data) or len(b) != dim:
         raise ValueError("p_data, mu and logvar need 2**dim entries and a, b dim entries")
+    return p_data, mu, logvar, a, b, dim
+
+
+def _bruteforce_per_image_loss(m, lv, log_joint, z_max):
+    """``int p(z|x) [ln p(z|x) - ln q(x|z) - ln q(z)] dz`` by adaptive quadrature (plain floats)."""
+    from scipy import integrate
+
+    s2 = math.exp(lv)
+
+    def integrand(z):
+        log_enc = -0.5 * (math.log(2 * math.pi * s2) + (z - m) ** 2 / s2)
+        return math.exp(log_enc) * (log_enc - log_joint(z))
+
+    val, _ = integrate.quad(integrand, m - z_max * math.sqrt(s2), m + z_max * math.sqrt(s2),
+                            epsabs=1e-13, epsrel=1e-12, limit=200)
+    return val
+
+
+def toy_joint_kl_bruteforce(p_data, mu, logvar, a, b, z_max: float = 40.0) -> float:
+    """Chapter 2: ``KL(p(x, z) || q(x, z))`` of a :class:`ToyJoint`'s parameters, written from the
+    definition with plain Python floats and SciPy's adaptive quadrature over ``z`` -- no helper shared
+    with :class:`ToyJoint` (which uses torch on a fixed grid)."""
+    p_data, mu, logvar, a, b, dim = _bruteforce_args(p_data, mu, logvar, a, b)
     total = 0.0
     for i, (px, m, lv) in enumerate(zip(p_data, mu, logvar)):
-        bits = [(i >> k) & 1 for k in range(dim)]
-        s2 = math.exp(lv)
-
-        def integrand(z):
-            log_enc = -0.5 * (math.log(2 * math.pi * s2) + (z - m) ** 2 / s2)
-            log_prior = -0.5 * (math.log(2 * math.pi) + z * z)
-            log_dec = 0.0
-            for bit, ak, bk in zip(bits, a, b):
-                t = ak * z + bk  # ln sigmoid(t) = -ln(1 + e^-t), computed stably
-                log_dec += -math.log1p(math.exp(-t)) if t > 0 else t - math.log1p(math.exp(t))
-                if not bit:
-                    log_dec -= t  # ln(1 - sigmoid(t)) = ln sigmoid(t) - t
-            return math.exp(log_enc) * (math.log(px) + log_enc - log_dec - log_prior)
-
-        val, _ = integrate.quad(integrand, m - z_max * math.sqrt(s2), m + z_max * math.sqrt(s2),
-                                epsabs=1e-13, epsrel=1e-12, limit=200)
-        total += px * val
+        log_joint = _bruteforce_log_joint([(i >> k) & 1 for k in range(dim)], a, b)
+        # p(x, z) / q(x, z) = p(x) p(z|x) / (q(x|z) q(z)); p(z|x) integrates to 1, so ln p(x) comes out
+        total += px * (math.log(px) + _bruteforce_per_image_loss(m, lv, log_joint, z_max))
     return total
+
+
+def toy_log_marginal_bruteforce(a, b, z_max: float = 40.0) -> list[float]:
+    """Chapter 2: the model's ``ln q(x) = ln int q(x|z) q(z) dz`` for every image ``x`` of a
+    :class:`ToyJoint` with decoder ``(a, b)``, by SciPy's adaptive quadrature of the definition in plain
+    floats (the integrand is rescaled by its value at the mode, so tiny ``q(x)`` keep full precision)."""
+    from scipy import integrate, optimize
+
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    if len(a) != len(b) or not a:
+        raise ValueError("a and b need the same, non-zero length")
+    out = []
+    for i in range(2 ** len(a)):
+        log_joint = _bruteforce_log_joint([(i >> k) & 1 for k in range(len(a))], a, b)
+        mode = optimize.minimize_scalar(lambda z: -log_joint(z), bounds=(-z_max, z_max), method="bounded").x
+        peak = log_joint(mode)
+        val, _ = integrate.quad(lambda z: math.exp(log_joint(z) - peak), -z_max, z_max, points=[mode],
+                                epsabs=0.0, epsrel=1e-13, limit=400)
+        out.append(peak + math.log(val))
+    return out
+
+
+def toy_posterior_gap_bruteforce(p_data, mu, logvar, a, b, z_max: float = 40.0) -> float:
+    """Chapter 2: the posterior gap ``E_x[KL(p(z|x) || q(z|x))]`` with the exact posterior
+    ``q(z|x) = q(x|z) q(z) / q(x)``, from the definition by quadrature, with ``ln q(x)`` from
+    :func:`toy_log_marginal_bruteforce` (nothing shared with :class:`ToyJoint`)."""
+    p_data, mu, logvar, a, b, dim = _bruteforce_args(p_data, mu, logvar, a, b)
+    log_q = toy_log_marginal_bruteforce(a, b, z_max)
+    total = 0.0
+    for i, (px, m, lv) in enumerate(zip(p_data, mu, logvar)):
+        log_joint = _bruteforce_log_joint([(i >> k) & 1 for k in range(dim)], a, b)
+        # ln p(z|x) - ln q(z|x) = ln p(z|x) - ln q(x|z) - ln q(z) + ln q(x)
+        total += px * (_bruteforce_per_image_loss(m, lv, log_joint, z_max) + log_q[i])
+    return total
+
+
+#: Tolerance of the toy's grid-vs-quadrature checks: the largest difference measured over 4 data
+#: seeds x 3 random models x (random, fitted) encoders is 7e-12 (the grid's Riemann sum is
+#: spectrally accurate for these smooth, fast-decaying integrands); 1e-10 leaves a margin of 14.
+TOY_BRUTEFORCE_ATOL = 1e-10
 
 
 def check_toy_joint_kl(toy: ToyJoint) -> None:
     """Chapter 2: the toy's joint KL and ``E ln p(x) + L`` (each from the library's grid arrays)
-    against :func:`toy_joint_kl_bruteforce` (SciPy's adaptive quadrature of the definition). Both
-    integrals converge to ~1e-12; ``atol = 1e-9`` allows the grid sum's error."""
+    against :func:`toy_joint_kl_bruteforce` (SciPy's adaptive quadrature of the definition), to
+    :data:`TOY_BRUTEFORCE_ATOL`."""
     from tutorlib.checks import compare
 
     if not isinstance(toy, ToyJoint):
         raise ValueError(f"toy must be a ToyJoint, got {type(toy).__name__}")
     brute = toy_joint_kl_bruteforce(toy.p_data, toy.mu, toy.logvar, toy.a, toy.b)
-    compare("KL of the joints, grid vs brute force", toy.joint_kl(), brute, atol=1e-9,
+    compare("KL of the joints, grid vs brute force", toy.joint_kl(), brute, atol=TOY_BRUTEFORCE_ATOL,
             names=("ToyJoint.joint_kl", "scipy quad of the definition"))
-    compare("E ln p(x) + L vs the brute-force joint KL", toy.data_log_likelihood() + toy.loss(), brute, atol=1e-9,
-            names=("E ln p(x) + L", "scipy quad of the definition"))
+    compare("E ln p(x) + L vs the brute-force joint KL", toy.data_log_likelihood() + toy.loss(), brute,
+            atol=TOY_BRUTEFORCE_ATOL, names=("E ln p(x) + L", "scipy quad of the definition"))
 
 
-def check_gaussian_optimum(toy: ToyJoint, atol: float = 1e-6) -> None:
-    """Chapter 2: is each Gaussian ``p(z|x) = N(mu, sigma^2)`` of ``toy`` the best Gaussian for the exact
-    posterior (the minimum of ``KL(p(z|x) || q(z|x))``)? At that minimum
-    ``E_p[d/dz ln q(z|x)] = 0`` and ``sigma^2 E_p[d^2/dz^2 ln q(z|x)] = -1``. The derivatives are the
-    analytic ``sum_k a_k (x_k - sigmoid(a_k z + b_k)) - z`` and ``-sum_k a_k^2 s_k (1 - s_k) - 1``, the
-    expectations 150-point Gauss-Hermite sums (NumPy; converged to ~1e-12 here, where 60 points leave
-    1e-6): nothing shared with the grid the loss uses. :meth:`ToyJoint.fit_encoder` stops at gradients
-    of ~5e-8, which leave residuals of ~1e-7; ``atol = 1e-6``."""
+def check_toy_posterior(toy: ToyJoint) -> None:
+    """Chapter 2: the model's ``ln q(x)`` for every image and the posterior gap, from the library's
+    grid (:meth:`ToyJoint.log_marginal`, :meth:`ToyJoint.posterior_gap`), against the brute-force
+    quadratures :func:`toy_log_marginal_bruteforce` and :func:`toy_posterior_gap_bruteforce`, to
+    :data:`TOY_BRUTEFORCE_ATOL`. (The grid identity ``L = -E ln q(x) + gap`` cannot catch an error in
+    ``ln q(x)``: the gap is computed from the exact posterior, which divides by ``q(x)``, so ``ln q(x)``
+    cancels from it. This check can.)"""
     import numpy as np
 
     from tutorlib.checks import compare
+
+    if not isinstance(toy, ToyJoint):
+        raise ValueError(f"toy must be a ToyJoint, got {type(toy).__name__}")
+    compare("ln q(x) for each of the images, grid vs brute force", toy.log_marginal(),
+            np.array(toy_log_marginal_bruteforce(toy.a, toy.b)), atol=TOY_BRUTEFORCE_ATOL,
+            names=("ToyJoint.log_marginal", "scipy quad of int q(x|z) q(z) dz"))
+    compare("posterior gap E KL(p(z|x) || q(z|x)), grid vs brute force", toy.posterior_gap(),
+            toy_posterior_gap_bruteforce(toy.p_data, toy.mu, toy.logvar, toy.a, toy.b), atol=TOY_BRUTEFORCE_ATOL,
+            names=("ToyJoint.posterior_gap", "scipy quad of the definition"))
+
+
+def gaussian_optimum_residuals(toy: ToyJoint):
+    """Chapter 2: for each image, the two conditions met by the best Gaussian ``N(mu, sigma^2)`` for the
+    exact posterior (the minimum of ``KL(N(mu, sigma^2) || q(z|x))`` over ``mu`` and ``ln sigma^2``):
+    returns ``(E_p[d/dz ln q(z|x)], sigma^2 E_p[d^2/dz^2 ln q(z|x)] + 1)``, both 0 at the optimum.
+
+    The derivatives are the analytic ``sum_k a_k (x_k - sigmoid(a_k z + b_k)) - z`` and
+    ``-sum_k a_k^2 s_k (1 - s_k) - 1``, the expectations 150-point Gauss-Hermite sums (NumPy;
+    converged to ~1e-12 here, where 60 points leave 1e-6): nothing shared with the loss's grid."""
+    import numpy as np
 
     if not isinstance(toy, ToyJoint):
         raise ValueError(f"toy must be a ToyJoint, got {type(toy).__name__}")
@@ -929,12 +1007,35 @@ def check_gaussian_optimum(toy: ToyJoint, atol: float = 1e-6) -> None:
     s = 1.0 / (1.0 + np.exp(-(a[None, None, :] * z[:, :, None] + b[None, None, :])))  # (images, nodes, dim)
     d1 = (a * (x[:, None, :] - s)).sum(-1) - z
     d2 = -(a**2 * s * (1 - s)).sum(-1) - 1.0
-    first = (d1 * weights).sum(-1)
-    second = sigma**2 * (d2 * weights).sum(-1)
-    compare("E_p[d/dz ln q(z|x)] at the fitted encoder, per image", first, np.zeros_like(first), atol=atol,
-            names=("Gauss-Hermite", "0"))
-    compare("sigma^2 E_p[d^2/dz^2 ln q(z|x)], per image", second, -np.ones_like(second), atol=atol,
-            names=("Gauss-Hermite", "-1"))
+    return (d1 * weights).sum(-1), sigma**2 * (d2 * weights).sum(-1) + 1.0
+
+
+def check_gaussian_optimum(toy: ToyJoint, atol: float = 1e-6, optimal: bool = True) -> None:
+    """Chapter 2: is each Gaussian ``p(z|x) = N(mu, sigma^2)`` of ``toy`` the best Gaussian for the exact
+    posterior? Compares both :func:`gaussian_optimum_residuals` with 0 to ``atol``.
+    :meth:`ToyJoint.fit_encoder` stops at gradients of ~5e-8, which leave residuals of ~1e-7; hence
+    ``atol = 1e-6``. With ``optimal=False`` the claim is the opposite (a table that is *not* the
+    optimum, e.g. the random one): it raises if every residual is within ``atol``."""
+    import numpy as np
+
+    from tutorlib.checks import IdentityError, compare
+
+    first, second = gaussian_optimum_residuals(toy)
+    atol = positive_float("atol", atol)
+    if optimal:
+        compare("E_p[d/dz ln q(z|x)] = 0 for every image (the best Gaussian's mean)", first, np.zeros_like(first),
+                atol=atol, names=("Gauss-Hermite", "0"))
+        compare("sigma^2 E_p[d^2/dz^2 ln q(z|x)] + 1 = 0 for every image (its variance)", second,
+                np.zeros_like(second), atol=atol, names=("Gauss-Hermite", "0"))
+        return
+    worst = float(max(np.abs(first).max(), np.abs(second).max()))
+    ok = worst > atol
+    print(f"{'✓' if ok else '✗'} this encoder is not the best Gaussian: largest |E_p[d/dz ln q(z|x)]| = "
+          f"{np.abs(first).max():.3g}, largest |sigma^2 E_p[d^2/dz^2 ln q(z|x)] + 1| = {np.abs(second).max():.3g} "
+          f"(both 0 at the optimum; tol {atol:.3g})")
+    if not ok:
+        raise IdentityError(f"every residual is within {atol:.3g} (largest {worst:.3g}): this encoder already is "
+                            "the best Gaussian")
 
 
 def sigma_sweep(x_train: torch.Tensor, x_show: torch.Tensor, sigma2s: Sequence[float], steps: int, z_dim: int = 16,
@@ -946,7 +1047,10 @@ def sigma_sweep(x_train: torch.Tensor, x_show: torch.Tensor, sigma2s: Sequence[f
     ``x_show``), per image: ``"mse"`` (squared error of the reconstruction at the encoder mean),
     ``"sq_err"`` (``||x - mu(z)||^2`` at ``eval_draws`` encoder samples ``z``, as in the loss), the two
     loss terms ``"rec"`` (``E_z[-ln q(x|z)]``, nats) and ``"kl"``, their sum ``"loss"``, and
-    ``"ml_sigma2"`` = ``sq_err / D``, the maximum-likelihood decoder variance for that model.
+    ``"ml_sigma2"`` = ``sq_err / D``, the maximum-likelihood decoder variance for that model,
+    ``"loss_at_ml"``, the loss the same networks would have with the decoder variance set to
+    ``ml_sigma2`` (``D/2 (1 + ln(2 pi ml_sigma2)) + kl``), and ``"dim"`` = ``D``. The 16 prior draws
+    behind ``"samples"`` come from a generator seeded with ``seed``: the same ``z`` for every ``sigma^2``.
     """
     from tutorlib.divergences import kl_normal_std
 
@@ -962,7 +1066,9 @@ def sigma_sweep(x_train: torch.Tensor, x_show: torch.Tensor, sigma2s: Sequence[f
         with torch.no_grad():
             mu, logvar = model.encode(x_show)
             recon = model.mean(mu)
-            samples = model.sample(16)
+            ref = next(model.parameters())
+            z_prior = torch.randn(16, z_dim, generator=torch.Generator().manual_seed(seed + 1), dtype=ref.dtype)
+            samples = model.mean(z_prior.to(ref.device))
             mu_e, logvar_e = model.encode(x_eval)
             g = torch.Generator().manual_seed(seed)
             u = torch.randn((eval_draws, *mu_e.shape), generator=g).to(mu_e.device)
@@ -972,8 +1078,28 @@ def sigma_sweep(x_train: torch.Tensor, x_show: torch.Tensor, sigma2s: Sequence[f
             kl = float(kl_normal_std(mu_e, logvar_e).mean())
             results[s2] = {"model": model, "recon": recon.clamp(0, 1), "samples": samples.clamp(0, 1),
                            "mse": float(((model.mean(mu_e) - x_eval) ** 2).sum(-1).mean()), "sq_err": sq_err,
-                           "rec": rec, "kl": kl, "loss": rec + kl, "ml_sigma2": sq_err / x_eval.shape[1]}
+                           "rec": rec, "kl": kl, "loss": rec + kl, "ml_sigma2": sq_err / x_eval.shape[1],
+                           "dim": x_eval.shape[1]}
+            d = x_eval.shape[1]
+            results[s2]["loss_at_ml"] = 0.5 * d * (1 + math.log(2 * math.pi * sq_err / d)) + kl
     return results
+
+
+def check_kl_falls(results: dict) -> None:
+    """Chapter 2: in a :func:`sigma_sweep`, the KL term must fall strictly as ``sigma^2`` grows (a larger
+    ``sigma^2`` makes squared error cheaper relative to a nat of KL). Raises
+    :class:`tutorlib.IdentityError` at the first pair that does not; prints the sequence."""
+    from tutorlib.checks import IdentityError
+
+    if not isinstance(results, dict) or len(results) < 2:
+        raise ValueError("results must be a sigma_sweep dict with at least two sigma^2 values")
+    s2s = sorted(results)
+    kls = [float(results[v]["kl"]) for v in s2s]
+    bad = [(u, v) for u, v, ku, kv in zip(s2s, s2s[1:], kls, kls[1:]) if not ku > kv]
+    print(f"{'✓' if not bad else '✗'} the KL term falls as sigma^2 grows: "
+          + " > ".join(f"{k:.2f}" for k in kls) + f" nats at sigma^2 = {', '.join(map(str, s2s))}")
+    if bad:
+        raise IdentityError(f"the KL term does not fall from sigma^2 = {bad[0][0]} to {bad[0][1]}")
 
 
 def check_ml_sigma2(nll_of_sigma2: Callable[[float], float], per_pixel_sq_err: float) -> float:

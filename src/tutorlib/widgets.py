@@ -294,12 +294,23 @@ def lambda_slider(static=(0.1, 1.0, 10.0)) -> None:
 
 # --- chapters 2-4 ----------------------------------------------------------------------------------
 
+def _sigma2_profile(r: dict, s2):
+    """The loss a :func:`tutorlib.vae.sigma_sweep` model's networks would have with decoder variance
+    ``s2`` (its squared error and KL held fixed): ``e / (2 s2) + D/2 ln(2 pi s2) + KL``."""
+    import numpy as np
+
+    d = r.get("dim", r["recon"].shape[-1])
+    return r["sq_err"] / (2 * s2) + 0.5 * d * np.log(2 * np.pi * s2) + r["kl"]
+
+
 def draw_sigma2(ax, sigma2: float, results: dict, originals, n: int = 8):
     """Chapter 2: for the VAE trained with decoder variance ``sigma2`` (one entry of
-    :func:`tutorlib.vae.sigma_sweep`), ``n`` test images, their reconstructions and ``n`` samples from
-    the prior (left), and the two loss terms of every trained ``sigma^2`` with this one marked (right,
-    the same axes for every value): the weighted squared error ``||x - mu(z)||^2 / (2 sigma^2)`` and
-    the KL term, in nats per image, with the maximum-likelihood ``sigma^2`` of this model."""
+    :func:`tutorlib.vae.sigma_sweep`): ``n`` test images, their reconstructions and ``n`` samples from
+    the prior (left); the two terms that ``sigma^2`` trades, the weighted squared error
+    ``||x - mu(z)||^2 / (2 sigma^2)`` and the KL term, for every trained ``sigma^2`` with this one
+    marked (middle); and the loss ``L`` of every trained model, with this model's ``L`` as a function
+    of the decoder variance at fixed reconstructions, lowest at its maximum-likelihood ``sigma^2``
+    (right). Middle and right use the same axes for every value."""
     import numpy as np
 
     from tutorlib.plotting import image_grid
@@ -309,29 +320,49 @@ def draw_sigma2(ax, sigma2: float, results: dict, originals, n: int = 8):
     r = results[sigma2]
     n = min(positive_int("n", n), len(originals), len(r["samples"]))
     ax.set_axis_off()
-    img = ax.inset_axes([0.08, 0.0, 0.52, 0.86])
+    img = ax.inset_axes([0.075, 0.0, 0.44, 0.86])
     rows = torch.cat([originals[:n], r["recon"][:n], r["samples"][:n]])
     image_grid(rows, shape=(28, 28), nrow=n, ax=img)
     for k, label in enumerate(("data", "recon-\nstructions", "samples\nfrom the\nprior")):
         img.text(-0.01, 1 - (k + 0.5) / 3, label, transform=img.transAxes, ha="right", va="center", fontsize=7)
-    curve = ax.inset_axes([0.68, 0.12, 0.31, 0.74])
     s2s = np.array(sorted(results))
+    xlim = (s2s.min() / 2, s2s.max() * 2)
+    # middle: the two terms sigma^2 trades
+    terms = ax.inset_axes([0.575, 0.15, 0.17, 0.71])
     weighted = np.array([results[v]["sq_err"] / (2 * v) for v in s2s])
     kls = np.array([results[v]["kl"] for v in s2s])
-    curve.loglog(s2s, weighted, "o-", ms=3, color="C0", label=r"$\|x-\mu(z)\|^2/(2\sigma^2)$")
-    curve.loglog(s2s, kls, "s-", ms=3, color="C3", label="KL term")
-    curve.loglog([sigma2], [r["sq_err"] / (2 * sigma2)], "o", ms=9, mfc="none", color="C0")
-    curve.loglog([sigma2], [r["kl"]], "s", ms=9, mfc="none", color="C3")
-    curve.axvline(sigma2, color="k", lw=0.6, ls=":")
-    curve.axvline(r["ml_sigma2"], color="C2", lw=1.0, ls="--", label=r"ML $\sigma^2$ of this model")
-    curve.set_xlim(s2s.min() / 2, s2s.max() * 2)
-    curve.set_ylim(min(weighted.min(), kls.min()) / 3, max(weighted.max(), kls.max()) * 3)
-    curve.set_xlabel(r"decoder variance $\sigma^2$", fontsize=8)
-    curve.set_ylabel("nats per image", fontsize=8)
-    curve.tick_params(labelsize=7)
-    curve.legend(fontsize=6, loc="upper right")
-    ax.set_title(f"sigma^2 = {sigma2}: squared error {r['sq_err']:.1f}, KL {r['kl']:.1f} nats, "
-                 f"L = {r['loss']:.0f} nats; ML sigma^2 = {r['ml_sigma2']:.3f}", fontsize=8)
+    terms.loglog(s2s, weighted, "o-", ms=3, color="C0", label=r"$\|x-\mu(z)\|^2/(2\sigma^2)$")
+    terms.loglog(s2s, kls, "s-", ms=3, color="C3", label="KL term")
+    terms.loglog([sigma2], [r["sq_err"] / (2 * sigma2)], "o", ms=9, mfc="none", color="C0")
+    terms.loglog([sigma2], [r["kl"]], "s", ms=9, mfc="none", color="C3")
+    terms.axvline(sigma2, color="k", lw=0.6, ls=":")
+    terms.set_xlim(*xlim)
+    terms.set_ylim(min(weighted.min(), kls.min()) / 3, max(weighted.max(), kls.max()) * 3)
+    terms.set_xlabel(r"decoder variance $\sigma^2$", fontsize=8)
+    terms.set_ylabel("nats per image", fontsize=8)
+    terms.set_title("the two terms", fontsize=8)
+    terms.tick_params(labelsize=7)
+    terms.legend(fontsize=6, loc="upper right")
+    # right: the loss L, and this model's L at other decoder variances
+    loss = ax.inset_axes([0.815, 0.15, 0.18, 0.71])
+    losses = np.array([results[v]["loss"] for v in s2s])
+    grid = np.geomspace(*xlim, 200)
+    lows = [float(_sigma2_profile(results[v], results[v]["ml_sigma2"])) for v in s2s]
+    loss.semilogx(s2s, losses, "o-", ms=3, color="k", label=r"$\mathcal{L}$ of each trained model")
+    loss.semilogx(grid, _sigma2_profile(r, grid), color="C2", lw=1.2, label="this model, other $\\sigma^2$")
+    loss.semilogx([sigma2], [r["loss"]], "o", ms=9, mfc="none", color="k")
+    loss.axvline(r["ml_sigma2"], color="C2", lw=1.0, ls="--", label=r"its ML $\sigma^2$")
+    loss.axvline(sigma2, color="k", lw=0.6, ls=":")
+    span = losses.max() - min(lows)
+    loss.set_xlim(*xlim)
+    loss.set_ylim(min(lows) - 0.1 * span, losses.max() + 0.15 * span)
+    loss.set_xlabel(r"decoder variance $\sigma^2$", fontsize=8)
+    loss.set_ylabel(r"$\mathcal{L}$ (nats per image)", fontsize=8)
+    loss.set_title(r"the loss $\mathcal{L}$", fontsize=8)
+    loss.tick_params(labelsize=7)
+    loss.legend(fontsize=6, loc="upper right")
+    ax.set_title(f"$\\sigma^2$ = {sigma2}: squared error {r['sq_err']:.1f}, KL {r['kl']:.1f} nats, "
+                 f"$\\mathcal{{L}}$ = {r['loss']:.0f} nats; ML $\\sigma^2$ = {r['ml_sigma2']:.3f}", fontsize=8)
     return ax
 
 
