@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # The chapter's quick-mode configuration (chapters/03_one_sample_iwae.ipynb, its set-up cell).
-QUICK = {"z_dim": 20, "hidden": 200, "lr": 3e-3, "batch_size": 100, "steps": 1000, "iwae_k": 5,
+QUICK = {"z_dim": 20, "hidden": 200, "lr": 3e-3, "batch_size": 100, "steps": 800, "iwae_k": 5,
          "n_test": 500, "n_curve": 100, "curve_k": 1000, "test_reps": 10}
 
 

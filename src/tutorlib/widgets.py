@@ -238,12 +238,10 @@ def draw_prior_k(ax, k: int, results: dict, rows: int = 6):
     for i in range(rows):  # the image, a blank gap, then its winner in each batch
         tiles += [x[i], torch.zeros_like(x[i])] + [decoded[b, winner[b, i]] for b in range(batches)]
     image_grid(torch.stack(tiles), shape=(28, 28), nrow=batches + 2, ax=ax)
-    distinct = [int((w > 0).sum()) for w in wins]
     top = [int(w.max()) for w in wins]
     spread = float(loss.std(0).mean())
-    ax.set_title(f"k = {k}: image, then its winning code in {batches} batches\n"
-                 f"top code wins {'/'.join(map(str, top))} of {n} images; {min(distinct)}-{max(distinct)} codes win any\n"
-                 f"an image's loss moves by {spread:.1f} nats (sd) between batches, mean {float(loss.mean()):.1f}",
+    ax.set_title(f"k = {k}: an image, then the code that wins it in each of {batches} batches\n"
+                 f"top code wins {'/'.join(map(str, top))} of {n}; an image's loss: sd {spread:.1f} nats between batches",
                  fontsize=7)
     return ax
 
