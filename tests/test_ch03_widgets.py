@@ -34,7 +34,7 @@ def test_draw_prior_k_differs_between_values_and_is_pure(prior_runs):
     fig, ax = plt.subplots()
     widgets.draw_prior_k(ax, 4, prior_runs)
     title = ax.get_title()
-    assert "k = 4" in title and "3 batches" in title and "of 20;" in title and "nats between batches" in title
+    assert "k = 4" in title and "in 3 batches" in title and "of 20;" in title and "loss sd" in title
     with pytest.raises(ValueError, match="k must be one of"):
         widgets.draw_prior_k(ax, 16, prior_runs)
     plt.close(fig)

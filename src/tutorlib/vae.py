@@ -596,7 +596,7 @@ def check_one_sample_enough(spread: dict, max_ratio: float) -> None:
     ratio = float(spread["ratio"])
     ok = ratio < max_ratio
     print(f"{'✓' if ok else '✗'} one posterior sample moves the decoded image by {ratio:.3f} of the typical "
-          f"difference between images (rms); claim: below {max_ratio:g}")
+          f"difference between images (rms); claim: below {max_ratio:.3g}")
     if not ok:
         raise IdentityError(f"one posterior sample moves the decoded image by {ratio:.3f} of the difference between "
-                            f"images, not below {max_ratio:g}: its samples are not almost the same")
+                            f"images, not below {max_ratio:.3g}: its samples are not almost the same")

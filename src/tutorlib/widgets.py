@@ -240,8 +240,8 @@ def draw_prior_k(ax, k: int, results: dict, rows: int = 6):
     image_grid(torch.stack(tiles), shape=(28, 28), nrow=batches + 2, ax=ax)
     top = [int(w.max()) for w in wins]
     spread = float(loss.std(0).mean())
-    ax.set_title(f"k = {k}: an image, then the code that wins it in each of {batches} batches\n"
-                 f"top code wins {'/'.join(map(str, top))} of {n}; an image's loss: sd {spread:.1f} nats between batches",
+    ax.set_title(f"k = {k}: an image, then its winning code in {batches} batches\n"
+                 f"top code wins {'/'.join(map(str, top))} of {n}; loss sd {spread:.1f} nats",
                  fontsize=7)
     return ax
 
