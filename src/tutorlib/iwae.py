@@ -233,8 +233,8 @@ def gradient_snr(model, x: torch.Tensor, ks: Sequence[int], reps: int = 128, see
             r = min(chunk, reps - start)
             mu = mu0.expand(r, n, d).clone().requires_grad_(True)
             logvar = logvar0.expand(r, n, d).clone().requires_grad_(True)
-            bias = torch.zeros(r, 1, x.shape[1], dtype=x.dtype, requires_grad=True)
-            u = torch.randn(k, r, n, d, generator=gen, dtype=x.dtype)
+            bias = torch.zeros(r, 1, x.shape[1], dtype=x.dtype, device=x.device, requires_grad=True)
+            u = torch.randn(k, r, n, d, generator=gen, dtype=x.dtype).to(x.device)  # CPU generator: reproducible
             z = mu + (0.5 * logvar).exp() * u  # (k, r, n, d)
             logits = last(trunk(z)) + bias  # the output bias, perturbed per replicate at 0
             log_lik = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)

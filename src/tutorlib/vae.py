@@ -572,17 +572,17 @@ def one_sample_spread(model: VAE, x: torch.Tensor, draws: int = 16, seed: int = 
     draws = positive_int("draws", draws, minimum=2)
     g = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
     mu, logvar = model.encode(model._check_x(x))
-    u = torch.randn((draws, *mu.shape), generator=g, dtype=mu.dtype)
+    u = torch.randn((draws, *mu.shape), generator=g, dtype=mu.dtype).to(mu.device)
     within = float(model.mean(model.reparameterize(mu, logvar, draws, u=u)).var(0).sum(-1).mean())
     between = float(model.mean(mu).var(0).sum())
-    own = torch.arange(x.shape[0])
+    own = torch.arange(x.shape[0], device=x.device)
 
     def identified(z):
         return float((pairwise_log_likelihood(model, x, z).argmax(1) == own).double().mean())
 
     return {"within": within, "between": between, "ratio": math.sqrt(within / between),
             "identified": {"mean": identified(mu), "sample": identified(model.reparameterize(mu, logvar, u=u[0])),
-                           "prior": identified(torch.randn(mu.shape, generator=g, dtype=mu.dtype))}}
+                           "prior": identified(torch.randn(mu.shape, generator=g, dtype=mu.dtype).to(mu.device))}}
 
 
 def check_one_sample_enough(spread: dict, max_ratio: float) -> None:
