@@ -8,6 +8,7 @@ Every model, loss, estimator and widget that a chapter uses lives here, one conc
 - :mod:`tutorlib.divergences`  KL, Bhattacharyya (chapter 1) and the dual-form divergences (chapters 7-8)
 - :mod:`tutorlib.flows`        invertible layers with log-determinants, ``Flow``, ``NICE``, ``Glow`` (chapters 5-6)
 - :mod:`tutorlib.vae`          the VAE, IWAE and the two gradient estimators (chapters 2-4)
+- :mod:`tutorlib.iwae`         importance weights, the IWAE bound's checks, the gradient SNR (chapter 3)
 - :mod:`tutorlib.fvae`         the general f-VAE loss, its two special cases, the model ``FVAE`` (chapter 6)
 - :mod:`tutorlib.gan`          GAN losses (SGAN, WGAN-GP, GAN-QP), one training loop, MNIST GANs (chapters 7-8)
 - :mod:`tutorlib.metrics`      nats, bits per dimension and the dequantisation bound

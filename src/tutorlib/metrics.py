@@ -142,3 +142,19 @@ def iwae_nll(model, x: torch.Tensor, k: int = 5000, chunk: int = 500, batch_size
             parts = [torch.logsumexp(model.log_weights(xb, min(chunk, k - j)), dim=0) for j in range(0, k, chunk)]
             out.append(-(torch.logsumexp(torch.stack(parts), dim=0) - math.log(k)))
     return torch.cat(out)
+
+
+def log_weight_matrix(model, x: torch.Tensor, k: int, chunk: int = 500, batch_size: int = 100) -> torch.Tensor:
+    """All ``k`` log importance weights ``ln q(x, z_i) / p(z_i | x)``, ``z_i`` from the encoder, of every
+    example: shape (k, n), computed in chunks like :func:`iwae_nll` (but kept, for the weights'
+    distribution, their effective sample size, or :func:`tutorlib.iwae.bound_curve`). Memory: ``k * n``
+    numbers."""
+    k, chunk, batch_size = positive_int("k", k), positive_int("chunk", chunk), positive_int("batch_size", batch_size)
+    if not hasattr(model, "log_weights"):
+        raise ValueError("model must provide log_weights(x, k), like tutorlib.vae.VAE")
+    cols = []
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i:i + batch_size]
+            cols.append(torch.cat([model.log_weights(xb, min(chunk, k - j)) for j in range(0, k, chunk)]))
+    return torch.cat(cols, dim=1)

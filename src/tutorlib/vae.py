@@ -46,6 +46,20 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor)
     return -0.5 * (LOG_2PI + logvar + (x - mean) ** 2 / logvar.exp()).sum(-1)
 
 
+def pairwise_log_likelihood(model: "VAE", x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``ln q(x_i | z_j)`` for every pair of an image ``x_i`` (batch, x_dim) and a code ``z_j`` (k, z_dim):
+    shape (k, batch). For a Bernoulli decoder this is one matrix product,
+    ``x @ logits.T - sum softplus(logits)``, so ``k`` codes cost ``k`` decoder passes, not ``k * batch``
+    (the prior-sampling objective shares its codes across the batch)."""
+    x = model._check_x(x)
+    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != model.z_dim:
+        raise ValueError(f"z must have shape (k, {model.z_dim}), got {tuple(getattr(z, 'shape', ()))}")
+    if model.likelihood == "bernoulli":
+        logits = model.decode(z)  # (k, x_dim)
+        return logits @ x.T - F.softplus(logits).sum(-1, keepdim=True)
+    return -model.nll(x, z[:, None, :])
+
+
 class VAE(torch.nn.Module):
     """A VAE with a Gaussian encoder and a Bernoulli or Gaussian decoder.
 
@@ -154,31 +168,36 @@ class VAE(torch.nn.Module):
         t = self.loss_terms(x, kl=kl)
         return -(t["rec"] + t["kl"])
 
-    def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """``ln q(x|z_i) + ln q(z_i) - ln p(z_i|x)`` for ``k`` draws ``z_i ~ p(z|x)``: shape (k, batch)."""
+    def log_weights(self, x: torch.Tensor, k: int, u: torch.Tensor | None = None) -> torch.Tensor:
+        """``ln q(x|z_i) + ln q(z_i) - ln p(z_i|x)`` for ``k`` draws ``z_i ~ p(z|x)``: shape (k, batch).
+        ``u`` (k, batch, z_dim): the standard-normal draws of ``z_i = mu + sigma * u_i`` (drawn if ``None``),
+        e.g. to evaluate two formulas at the same noise."""
         k = positive_int("k", k)
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar, k)
+        z = self.reparameterize(mu, logvar, k, u=u)
         zero = torch.zeros_like(z)
         return -self.nll(x, z) + gaussian_log_prob(z, zero, zero) - gaussian_log_prob(z, mu, logvar)
 
-    def iwae_bound(self, x: torch.Tensor, k: int) -> torch.Tensor:
+    def iwae_bound(self, x: torch.Tensor, k: int, u: torch.Tensor | None = None) -> torch.Tensor:
         """The IWAE bound ``L_k`` per example: ``ln (1/k) sum_i w_i`` with ``w_i = q(x, z_i) / p(z_i|x)``
-        (log-sum-exp, numerically stable). ``k = 1`` is the all-sampled ELBO of article 2, section 2."""
-        lw = self.log_weights(x, k)
+        (log-sum-exp, numerically stable). ``k = 1`` is the all-sampled ELBO of article 2, section 2.
+        ``u``: the noise of the ``k`` draws, as in :meth:`log_weights`."""
+        lw = self.log_weights(x, k, u=u)
         return torch.logsumexp(lw, dim=0) - math.log(lw.shape[0])
 
-    def prior_sampling_loss(self, x: torch.Tensor, k: int, return_assignment: bool = False):
+    def prior_sampling_loss(self, x: torch.Tensor, k: int, return_assignment: bool = False,
+                            generator: torch.Generator | None = None):
         """``-mean_x ln (1/k) sum_j q(x|z_j)`` with ``k`` prior samples ``z_j ~ N(0, I)`` shared by the
         whole batch: the x's compete for the few z's. With ``return_assignment`` also returns, for
-        each x, the index of the z_j that explains it best."""
+        each x, the index of the z_j that explains it best, and the z's (k, z_dim). ``generator``:
+        for the draws of the z's (default: the global random state)."""
         k = positive_int("k", k)
         self._check_x(x)
-        z = torch.randn(k, 1, self.z_dim, device=x.device, dtype=x.dtype)
-        log_lik = -self.nll(x, z)  # (k, batch)
+        z = torch.randn(k, self.z_dim, device=x.device, dtype=x.dtype, generator=generator)
+        log_lik = pairwise_log_likelihood(self, x, z)  # (k, batch)
         loss = -(torch.logsumexp(log_lik, dim=0) - math.log(k)).mean()
         if return_assignment:
-            return loss, log_lik.argmax(dim=0), z[:, 0]
+            return loss, log_lik.argmax(dim=0), z
         return loss
 
     @torch.no_grad()
@@ -423,6 +442,14 @@ def gradient_noise(model: VAE, x_train: torch.Tensor, samples: int = 1, batch_si
 OBJECTIVES = ("elbo", "elbo-sampled", "iwae", "prior")
 
 
+def _bernoulli(p: torch.Tensor) -> torch.Tensor:
+    """One Bernoulli(p) draw per entry. On the CPU this is ``rand < p``: exactly the numbers (and the use of
+    the random state) of ``torch.bernoulli(p)``, at about a third of its cost (a test checks they agree)."""
+    if p.device.type != "cpu":
+        return torch.bernoulli(p)
+    return (torch.rand_like(p) < p).to(p.dtype)
+
+
 def fit(model: VAE, x_train: torch.Tensor, steps: int, objective: str = "elbo", k: int = 1, batch_size: int = 100,
         lr: float = 1e-3, binarize: str | None = "dynamic", beta: float = 1.0, seed: int = 0,
         checkpoint=None, log_every: int = 10, desc: str | None = None, samples: int = 1):
@@ -451,7 +478,7 @@ def fit(model: VAE, x_train: torch.Tensor, steps: int, objective: str = "elbo", 
 
     def loss_fn(x):
         if binarize == "dynamic":
-            x = torch.bernoulli(x)
+            x = _bernoulli(x)
         if objective in ("elbo", "elbo-sampled"):
             kl = "analytic" if objective == "elbo" else "sampled"
             if samples > 1:
@@ -1143,25 +1170,165 @@ def check_sigma2_consistent(results: dict) -> float:
     return best
 
 
-def prior_sampling_sweep(x_train: torch.Tensor, ks: Sequence[int], steps: int, z_dim: int = 16, hidden: int = 256,
-                         batch_size: int = 100, seed: int = 0) -> dict:
-    """Chapter 3's "fight over z": one decoder per ``k``, trained with the prior-sampling objective
-    (``k`` prior samples shared by each batch of binarised images). Returns
-    ``{k: {"model", "samples", "assignment", "loss"}}`` where ``assignment`` says, for one batch of
-    training images, which of its ``k`` z's explains each image best."""
+@torch.no_grad()
+def prior_sampling_estimate(model: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+                            chunk: int = 2000) -> torch.Tensor:
+    """``-ln (1/k) sum_j q(x|z_j)`` per image with ``k`` prior codes ``z_j ~ N(0, I)`` shared by all of
+    ``x``: the prior-sampling estimate of ``-ln q(x)`` (nats). Its expectation is an upper bound on
+    ``-ln q(x)`` (Jensen), tight only when ``k`` prior draws cover the codes that explain ``x``.
+    Computed in chunks of ``chunk`` codes so memory stays bounded."""
+    k, chunk = positive_int("k", k), positive_int("chunk", chunk)
+    model._check_x(x)
+    parts = []
+    for start in range(0, k, chunk):
+        z = torch.randn(min(chunk, k - start), model.z_dim, generator=generator, device=x.device, dtype=x.dtype)
+        parts.append(torch.logsumexp(pairwise_log_likelihood(model, x, z), dim=0))
+    return -(torch.logsumexp(torch.stack(parts), dim=0) - math.log(k))
+
+
+@torch.no_grad()
+def prior_battles(model: VAE, x: torch.Tensor, k: int, batches: int, generator: torch.Generator | None = None) -> dict:
+    """Su's "resource war" over several batches: the same images ``x`` meet ``batches`` fresh sets of
+    ``k`` prior codes, as in successive training steps. Returns
+
+    - ``"decoded"`` (batches, k, x_dim): what each batch's codes decode to (decoder means);
+    - ``"winner"`` (batches, n): for each image, the index of the code that explains it best;
+    - ``"wins"`` (batches, k): how many images each code wins;
+    - ``"loss"`` (batches, n): each image's prior-sampling loss ``-ln (1/k) sum_j q(x|z_j)`` in that batch.
+    """
+    k, batches = positive_int("k", k), positive_int("batches", batches)
+    model._check_x(x)
+    decoded, winner, wins, loss = [], [], [], []
+    for _ in range(batches):
+        z = torch.randn(k, model.z_dim, generator=generator, device=x.device, dtype=x.dtype)
+        log_lik = pairwise_log_likelihood(model, x, z)  # (k, n)
+        best = log_lik.argmax(dim=0)
+        decoded.append(model.mean(z))
+        winner.append(best)
+        wins.append(torch.bincount(best, minlength=k))
+        loss.append(-(torch.logsumexp(log_lik, dim=0) - math.log(k)))
+    return {"decoded": torch.stack(decoded), "winner": torch.stack(winner), "wins": torch.stack(wins),
+            "loss": torch.stack(loss)}
+
+
+def prior_sampling_sweep(x_train: torch.Tensor, ks: Sequence[int], steps: int, z_dim: int = 16, hidden=256,
+                         batch_size: int = 100, lr: float = 1e-3, seed: int = 0, x_test: torch.Tensor | None = None,
+                         eval_k: int = 10_000, battles: int = 6, n_battle: int = 100) -> dict:
+    """Chapter 3's "fight over z": one decoder per ``k`` (a :class:`VAE` whose encoder is never used),
+    trained from the same initialisation and on the same batches with the prior-sampling objective
+    (``k`` prior samples shared by each batch of dynamically binarised images). Returns
+    ``{k: {"model", "history", "samples", "train_loss", "battles", "battle_images", "test_nll"}}``:
+
+    - ``"train_loss"``: the objective on the training batches, averaged over the last tenth of the steps;
+    - ``"battles"``: :func:`prior_battles` of the first ``n_battle`` training images (one fixed binarisation)
+      against ``battles`` fresh sets of ``k`` codes;
+    - ``"test_nll"``: with ``x_test`` (binary), the mean :func:`prior_sampling_estimate` with ``eval_k``
+      shared codes, an estimate of the decoder's test NLL per image (nats); else ``None``.
+    """
     from tutorlib.data import binarize
 
+    steps, n_battle = positive_int("steps", steps), positive_int("n_battle", n_battle)
     results = {}
+    x_battle = binarize(x_train[:n_battle], "dynamic", generator=torch.Generator().manual_seed(seed))
     for k in ks:
         k = positive_int("k", k)
         torch.manual_seed(seed)
         model = VAE(x_train.shape[1], z_dim, hidden=hidden)
-        hist = fit(model, x_train, steps, objective="prior", k=k, batch_size=batch_size, seed=seed,
+        hist = fit(model, x_train, steps, objective="prior", k=k, batch_size=batch_size, lr=lr, seed=seed,
                    desc=f"prior sampling k={k}")
         model.eval()
-        with torch.no_grad():
-            xb = binarize(x_train[:batch_size], "threshold")
-            _, assignment, _ = model.prior_sampling_loss(xb, k, return_assignment=True)
-            results[k] = {"model": model, "samples": model.sample(16), "assignment": assignment,
-                          "loss": float(hist["loss"][-20:].mean())}
+        gen = torch.Generator().manual_seed(seed + 1)
+        tail = max(1, len(hist) // 10)
+        results[k] = {"model": model, "history": hist, "samples": model.sample(16), "battle_images": x_battle,
+                      "train_loss": float(hist["loss"][-tail:].mean()),
+                      "battles": prior_battles(model, x_battle, k, battles, generator=gen),
+                      "test_nll": None if x_test is None else
+                      float(prior_sampling_estimate(model, x_test, eval_k, generator=gen).mean())}
     return results
+
+
+# --- chapter 3: checks on a trained VAE ----------------------------------------------------------------
+
+def check_sampled_kl(model: VAE, x: torch.Tensor, draws: int = 400, seed: int = 0, n_se: float = 4.0) -> dict:
+    """Su's one-sample KL ``ln p(z|x) - ln q(z)``, ``z ~ p(z|x)``, is unbiased: averaged over ``draws``
+    draws per image and over the images ``x`` it must match the closed form, written independently
+    with ``torch.distributions.kl_divergence``, to within ``n_se`` standard errors (computed from the
+    draws). Returns the per-image closed form and the sd of one draw around it (nats)."""
+    from torch.distributions import Independent, Normal, kl_divergence
+
+    from tutorlib.checks import compare
+
+    draws = positive_int("draws", draws, minimum=2)
+    torch.manual_seed(positive_int("seed", seed, minimum=0))
+    with torch.no_grad():
+        n = model._check_x(x).shape[0]
+        sampled = model.loss_terms(x.repeat(draws, 1), kl="sampled")["kl"].view(draws, n).double()
+        h = model.encoder(x).double()
+        mu, logvar = h[:, : model.z_dim], h[:, model.z_dim:]
+        exact = kl_divergence(Independent(Normal(mu, torch.exp(logvar / 2)), 1),
+                              Independent(Normal(torch.zeros_like(mu), torch.ones_like(mu)), 1))
+    se = float(torch.sqrt((sampled.var(0) / draws).sum()) / n)
+    compare(f"one-sample KL, averaged ({n} images x {draws} draws; tolerance {n_se:g} SE)",
+            float(sampled.mean()), float(exact.mean()), atol=n_se * se,
+            names=("mean of ln p(z|x) - ln q(z)", "torch.distributions kl_divergence"))
+    return {"exact": exact, "sd": (sampled - exact).std(0)}
+
+
+@torch.no_grad()
+def posterior_width(model: VAE, x: torch.Tensor) -> dict:
+    """How narrow the encoder's posterior is, per latent dimension, on the images ``x``: ``"sigma"`` the
+    median over images of ``sigma_d(x)``, ``"spread"`` the standard deviation over images of the codes
+    ``mu_d(x)``, ``"ratio"`` their quotient (how many posterior widths the codes of different images
+    spread over, inverted), and ``"active"``: Burda et al.'s active units, ``Var_x[mu_d(x)] > 0.01``."""
+    mu, logvar = model.encode(model._check_x(x))
+    sigma = (0.5 * logvar).exp()
+    spread = mu.std(0)
+    med = sigma.median(0).values
+    return {"sigma": med, "spread": spread, "ratio": med / spread, "active": mu.var(0) > 0.01, "mu": mu,
+            "logvar": logvar}
+
+
+@torch.no_grad()
+def one_sample_spread(model: VAE, x: torch.Tensor, draws: int = 16, seed: int = 0) -> dict:
+    """What one posterior sample changes, in the space where it matters, the decoded images:
+
+    - ``"within"``: the pixel variance of the decoded means of ``draws`` samples ``z ~ p(z|x)`` of one image,
+      summed over pixels and averaged over the images ``x``;
+    - ``"between"``: the pixel variance, across the images, of the decoded means at their codes ``mu(x)``,
+      summed over pixels;
+    - ``"ratio"``: ``sqrt(within / between)``, the typical change one sample makes relative to the typical
+      difference between two images' decodings (root mean square);
+    - ``"identified"``: how often the code explains its own image best among ``x`` (``argmax_j q(x_j|z)``),
+      for ``"mean"`` (z = mu(x)), ``"sample"`` (one z ~ p(z|x)) and ``"prior"`` (z ~ q(z), a random code).
+    """
+    draws = positive_int("draws", draws, minimum=2)
+    g = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
+    mu, logvar = model.encode(model._check_x(x))
+    u = torch.randn((draws, *mu.shape), generator=g, dtype=mu.dtype).to(mu.device)
+    within = float(model.mean(model.reparameterize(mu, logvar, draws, u=u)).var(0).sum(-1).mean())
+    between = float(model.mean(mu).var(0).sum())
+    own = torch.arange(x.shape[0], device=x.device)
+
+    def identified(z):
+        return float((pairwise_log_likelihood(model, x, z).argmax(1) == own).double().mean())
+
+    return {"within": within, "between": between, "ratio": math.sqrt(within / between),
+            "identified": {"mean": identified(mu), "sample": identified(model.reparameterize(mu, logvar, u=u[0])),
+                           "prior": identified(torch.randn(mu.shape, generator=g, dtype=mu.dtype).to(mu.device))}}
+
+
+def check_one_sample_enough(spread: dict, max_ratio: float) -> None:
+    """Su: every sample of the narrow posterior is almost the same, so one sample stands for many. The
+    check: one posterior sample moves the decoded image by less than ``max_ratio`` of the typical
+    difference between two images (``spread["ratio"]`` from :func:`one_sample_spread`). Raises
+    :class:`tutorlib.IdentityError` otherwise (as for an encoder that is still the prior)."""
+    from tutorlib.checks import IdentityError
+
+    max_ratio = positive_float("max_ratio", max_ratio)
+    ratio = float(spread["ratio"])
+    ok = ratio < max_ratio
+    print(f"{'✓' if ok else '✗'} one posterior sample moves the decoded image by {ratio:.3f} of the typical "
+          f"difference between images (rms); claim: below {max_ratio:.3g}")
+    if not ok:
+        raise IdentityError(f"one posterior sample moves the decoded image by {ratio:.3f} of the difference between "
+                            f"images, not below {max_ratio:.3g}: its samples are not almost the same")

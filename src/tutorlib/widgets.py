@@ -366,37 +366,82 @@ def draw_sigma2(ax, sigma2: float, results: dict, originals, n: int = 8):
     return ax
 
 
-def draw_prior_k(ax, k: int, results: dict):
-    """Chapter 3: decoded prior samples of the decoder trained with ``k`` shared prior samples, and
-    how many training images each of a batch's ``k`` z's wins."""
+def draw_prior_k(ax, k: int, results: dict, rows: int = 6):
+    """Chapter 3: Su's "resource war" for the decoder trained with ``k`` shared prior codes. Each row is one
+    training image, then, for each of several batches (fresh sets of ``k`` codes, as in successive
+    training steps), what the code that wins this image decodes to. ``results``: from
+    :func:`tutorlib.vae.prior_sampling_sweep` (its ``"battles"``)."""
     import torch
 
     from tutorlib.plotting import image_grid
 
     if k not in results:
         raise ValueError(f"k must be one of the trained values {sorted(results)}, got {k}")
-    r = results[k]
-    image_grid(r["samples"][:16], shape=(28, 28), nrow=8, ax=ax)
-    wins = torch.bincount(r["assignment"], minlength=k).sort(descending=True).values
-    top = ", ".join(str(int(w)) for w in wins[:5])
-    ax.set_title(f"k = {k}: loss {r['loss']:.1f} nats\nimages won by the top z's: {top} (of {int(wins.sum())})",
-                 fontsize=8)
+    rows = positive_int("rows", rows)
+    bt = results[k]["battles"]
+    decoded, winner, wins, loss = bt["decoded"], bt["winner"], bt["wins"], bt["loss"]
+    batches, n = winner.shape
+    rows = min(rows, n)
+    x = results[k]["battle_images"]
+    tiles = []
+    for i in range(rows):  # the image, a blank gap, then its winner in each batch
+        tiles += [x[i], torch.zeros_like(x[i])] + [decoded[b, winner[b, i]] for b in range(batches)]
+    image_grid(torch.stack(tiles), shape=(28, 28), nrow=batches + 2, ax=ax)
+    top = [int(w.max()) for w in wins]
+    spread = float(loss.std(0).mean())
+    ax.set_title(f"k = {k}: an image, then its winning code in {batches} batches\n"
+                 f"top code wins {'/'.join(map(str, top))} of {n}; loss sd {spread:.1f} nats",
+                 fontsize=7)
     return ax
 
 
-def draw_iwae_k(ax, k: int, curves: dict):
-    """Chapter 3: ``L_k`` against ``k`` for each trained model, with the value at ``k`` marked."""
-    for name, (ks, values) in curves.items():
-        line, = ax.semilogx(ks, values, "o-", ms=3, label=name)
-        if k in ks:
-            v = values[list(ks).index(k)]
-            ax.plot([k], [v], "s", ms=8, mfc="none", color=line.get_color())
-    ax.axvline(k, color="k", lw=0.6, ls=":")
-    ax.set_xlabel("k (importance samples)")
-    ax.set_ylabel(r"$L_k$ on test images (nats)")
-    parts = [f"{n}: {v[list(ks).index(k)]:.1f}" for n, (ks, v) in curves.items() if k in ks]
-    ax.set_title(f"k = {k}: " + ", ".join(parts), fontsize=8)
-    ax.legend(fontsize=8)
+def draw_iwae_k(ax, k: int, view: dict):
+    """Chapter 3: what ``k`` changes in the IWAE bound. Left: the normalised importance weights of the
+    first ``k`` of one test image's draws, largest first, with their effective sample size; right:
+    ``L_k`` (mean over test images) against ``k`` for each model, the best estimate (the largest ``k``)
+    dashed, the current ``k`` marked. ``view``: ``{"ks": [...], "models": {name: {"curve": [L_k per k],
+    "log_w": (K,) log weights of one image}}}`` with the same ``ks`` for every model."""
+    import numpy as np
+
+    ks = list(view["ks"])
+    if k not in ks:
+        raise ValueError(f"k must be one of {ks}, got {k!r}")
+    big = ks[-1]
+    ax.set_axis_off()
+    left = ax.inset_axes([0.0, 0.0, 0.40, 0.78])
+    right = ax.inset_axes([0.58, 0.0, 0.42, 0.78])
+    lo = min(min(m["curve"]) for m in view["models"].values())
+    hi = max(max(m["curve"]) for m in view["models"].values())
+    pad = 0.08 * (hi - lo)
+    notes = []
+    for i, (name, m) in enumerate(view["models"].items()):
+        color = f"C{i}"
+        lw = torch.as_tensor(m["log_w"])[:k].double()
+        w = torch.softmax(lw, 0).sort(descending=True).values.numpy()
+        ess = float(torch.exp(2 * torch.logsumexp(lw, 0) - torch.logsumexp(2 * lw, 0)))
+        left.loglog(np.arange(1, k + 1), w, ".-" if k <= 50 else "-", ms=3, lw=1, color=color,
+                    label=f"{name}: ESS {ess:.1f} of {k}")
+        curve = list(m["curve"])
+        right.semilogx(ks, curve, "o-", ms=2.5, lw=1, color=color, label=name)
+        right.axhline(curve[-1], color=color, lw=0.8, ls="--")
+        right.plot([k], [curve[ks.index(k)]], "s", ms=7, mfc="none", color=color)
+        notes.append(f"{name} {curve[ks.index(k)] - curve[-1]:+.2f}")
+    left.set_xlim(0.8, big * 1.25)
+    left.set_ylim(1e-6, 2.0)
+    left.set_xlabel("rank of the weight", fontsize=7)
+    left.set_ylabel("normalised weight", fontsize=7)
+    left.set_title("one test image's weights", fontsize=7)
+    left.legend(fontsize=6, loc="lower left")
+    right.set_xlim(ks[0] * 0.8, big * 1.25)
+    right.set_ylim(lo - pad, hi + pad)
+    right.axvline(k, color="k", lw=0.6, ls=":")
+    right.set_xlabel("k", fontsize=7)
+    right.set_ylabel(r"$L_k$, mean over test images (nats)", fontsize=7)
+    right.set_title(f"dashed: best estimate $L_{{{big}}}$", fontsize=7)
+    right.legend(fontsize=6, loc="lower right")
+    for a in (left, right):
+        a.tick_params(labelsize=6)
+    ax.set_title(f"k = {k}: $L_k - L_{{{big}}}$: " + ", ".join(notes) + " nats", fontsize=8)
     return ax
 
 
