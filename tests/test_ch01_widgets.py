@@ -4,7 +4,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from tutorlib import integration, widgets
+from tutorlib import integration, plotting, widgets  # noqa: F401  (plotting sets the book's style on import:
+# import it before the first figure, or the first frame is drawn in Matplotlib's default style)
 
 
 @pytest.fixture(scope="module")

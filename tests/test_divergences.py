@@ -203,3 +203,40 @@ def test_bhattacharyya_bias_targets_half_the_kl_with_one_sample():
 def test_new_functions_validate_arguments(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+# --- review of chapter 1: the symmetry check samples the other side; the bias check must resolve the bias ---
+
+def _db(mp, sp, mq, sq):
+    return float(dv.bhattacharyya_normal([mp], [2 * math.log(sp)], [mq], [2 * math.log(sq)]))
+
+
+def test_check_bhattacharyya_from_q_samples_the_other_side():
+    db = _db(0.0, 1.0, 1.0, 1.5)
+    dv.check_bhattacharyya_from_q(db, 0.0, 1.0, 1.0, 1.5)
+    dv.check_bhattacharyya_from_q(_db(1.0, 1.5, 0.0, 1.0), 0.0, 1.0, 1.0, 1.5)  # the closed form, q first
+    kl_pq = float(dv.kl_normal([0.0], [0.0], [1.0], [2 * math.log(1.5)]))
+    kl_qp = float(dv.kl_normal([1.0], [2 * math.log(1.5)], [0.0], [0.0]))
+    for wrong in (1.1 * db, 0.9 * db, kl_pq, kl_qp, kl_pq / 2):  # 10 % either way; KL is not symmetric
+        with pytest.raises(IdentityError):
+            dv.check_bhattacharyya_from_q(wrong, 0.0, 1.0, 1.0, 1.5)
+
+
+def test_plugin_bias_check_resolves_the_bias_and_refuses_when_it_cannot():
+    f64 = dict(dtype=torch.float64)
+    p = Normal(torch.tensor(0.0, **f64), torch.tensor(1.0, **f64))
+    q = Normal(torch.tensor(1.0, **f64), torch.tensor(1.5, **f64))
+    db = _db(0.0, 1.0, 1.0, 1.5)
+    out = dv.bhattacharyya_bias(p, q, [64], reps=60_000, generator=torch.Generator().manual_seed(1))
+    mean, se = out["d_mean"][0], out["d_se"][0]
+    dv.check_plugin_bias(mean, se, db, 64)
+    bias = dv.plugin_bias_law(db, 64)
+    assert bias == pytest.approx((math.exp(2 * db) - 1) / 128)
+    for wrong in (db, db + 2 * bias, mean - bias):  # an unbiased estimator, twice the bias, no bias left
+        with pytest.raises(IdentityError):
+            dv.check_plugin_bias(wrong, se, db, 64)
+    small = dv.bhattacharyya_bias(p, q, [256], reps=4000, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(ValueError, match="d_se"):  # the old n = 256, 4,000-batch check could not see its bias
+        dv.check_plugin_bias(small["d_mean"][0], small["d_se"][0], db, 256)
+    with pytest.raises(ValueError, match="d_b"):
+        dv.plugin_bias_law(-0.1, 4)

@@ -118,22 +118,46 @@ def test_check_midpoint_error_passes_and_catches_broken_rules():
     m = 1000
     good = quadrature(p.f, p.pdf, 1, m)
     I.check_midpoint_error(good, m)
-    x = torch.arange(m, dtype=torch.float64)[:, None] / m  # Su's left Riemann sum: first order
+    # a left Riemann sum: f p vanishes at 0 and 1, so it is the trapezoid rule here (second order, but
+    # with twice the error and the opposite sign); the leading term alone (no m^-4 term) is off by a
+    # relative 1.7e-7, far above the check's 1e-8
+    x = torch.arange(m, dtype=torch.float64)[:, None] / m
     left = float((p.f(x) * p.pdf(x)).sum() / m)
+    one_term = BETA22_MEAN_EXP + I.midpoint_error_law(m)
     for broken in (left, BETA22_MEAN_EXP - (good - BETA22_MEAN_EXP), quadrature(p.f, p.pdf, 1, 999),
-                   BETA22_MEAN_EXP):  # first order, wrong sign, wrong m, a "perfect" rule
+                   BETA22_MEAN_EXP, one_term):  # trapezoid, wrong sign, wrong m, a "perfect" rule, one term
         with pytest.raises(IdentityError):
             I.check_midpoint_error(broken, m)
 
 
+def test_su_rule_is_the_trapezoid_rule_here_and_its_check_bites():
+    """Su's formula (2), a right Riemann sum: first order in general, second order when f p vanishes at the ends."""
+    p = beta_problem(1)
+    for m in (100, 1000):
+        su = I.su_rule(p.f, p.pdf, m)
+        I.check_su_rule_error(su, m)
+        x = torch.arange(m + 1, dtype=torch.float64)[:, None] / m  # the trapezoid rule, written out
+        g = p.f(x) * p.pdf(x)
+        trapezoid = float((g[1:-1].sum() + 0.5 * (g[0] + g[-1])) / m)
+        assert su == pytest.approx(trapezoid, rel=1e-14)
+        assert (su - BETA22_MEAN_EXP) / (quadrature(p.f, p.pdf, 1, m) - BETA22_MEAN_EXP) == pytest.approx(-2, rel=1e-3)
+    for broken in (quadrature(p.f, p.pdf, 1, 1000), I.su_rule(p.f, p.pdf, 999), BETA22_MEAN_EXP,
+                   BETA22_MEAN_EXP - (I.su_rule(p.f, p.pdf, 1000) - BETA22_MEAN_EXP)):  # midpoint, wrong m, perfect, sign
+        with pytest.raises(IdentityError):
+            I.check_su_rule_error(broken, 1000)
+    # with p(x) = 2x, which does not vanish at x = 1, it is first order: doubling m halves the error
+    errs = [abs(I.su_rule(lambda x: torch.ones(len(x), dtype=torch.float64), lambda x: 2 * x[:, 0], m) - 1) for m in (100, 200)]
+    assert errs[0] / errs[1] == pytest.approx(2, rel=1e-9)
+
+
 @pytest.fixture(scope="module")
 def table():
-    """The chapter's configuration (20 runs, budgets to 1e5) in dimensions 1-5."""
-    return I.budget_table([10, 30, 100, 300, 1000, 3000, 10_000, 30_000, 100_000], (1, 2, 3, 4, 5), reps=20, seed=0)
+    """The chapter's configuration (40 runs, budgets to 1e5) in dimensions 1-5."""
+    return I.budget_table([10, 30, 100, 300, 1000, 3000, 10_000, 30_000, 100_000], (1, 2, 3, 4, 5), reps=40, seed=0)
 
 
 def test_budget_table_shapes_and_slices(table):
-    assert table.quad_m.shape == (5, 9) and table.mc_errors.shape == (5, 9, 20)
+    assert table.quad_m.shape == (5, 9) and table.mc_errors.shape == (5, 9, 40)
     assert np.all(table.quad_evals <= table.budgets[None, :])
     c = table.curves(3)
     assert c.dim == 3 and np.allclose(c.mc_error, np.sqrt((table.mc_errors[2] ** 2).mean(-1)))
@@ -174,9 +198,10 @@ def test_rate_checks_catch_broken_quantities(table):
     slow = _with(table, mc_errors=table.mc_errors * (table.budgets ** (1 / 6))[None, :, None])
     with pytest.raises(IdentityError):
         I.check_mc_rate(slow, 1)
-    # "parallel" is false one dimension away from 4
-    with pytest.raises(IdentityError):
-        I.check_parallel(table, 3)
+    # "parallel" is false one dimension away from 4, on either side
+    for d in (3, 5):
+        with pytest.raises(IdentityError):
+            I.check_parallel(table, d)
 
 
 def test_mc_slope_stderr_matches_simulated_curves():
@@ -213,6 +238,9 @@ def test_grid_for_error_and_crossover():
     (lambda: I.loglog_slope([1, 2], [1, -1]), "positive"),
     (lambda: I.mc_slope_stderr([10, 10], 5), "budgets"),
     (lambda: I.check_midpoint_error(float("nan"), 10), "estimate"),
+    (lambda: I.midpoint_error_law(10, terms=3), "terms"),
+    (lambda: I.su_rule(abs, None, 10), "pdf"),
+    (lambda: I.check_su_rule_error(1.0, 0), "m"),
 ])
 def test_new_functions_validate_arguments(call, word):
     with pytest.raises(ValueError, match=word):

@@ -2,7 +2,8 @@
 
 Chapter 1 (Su's article 1, section 2): the KL divergence as an expectation under ``p`` -- so
 sampling estimates it without bias -- its infinity where ``q`` has no mass, and the
-Bhattacharyya distance, which is never an expectation under ``p`` of a per-sample quantity.
+Bhattacharyya distance ``-ln int sqrt(p q)``, whose coefficient ``E_p[sqrt(q/p)]`` is an expectation
+too, but with the logarithm outside it (so its plug-in estimate is biased).
 
 Conventions: a diagonal Gaussian is given by its mean ``mu`` and log-variance ``logvar``;
 results are summed over the last dimension (one number per row), as in a VAE's KL term.
@@ -218,6 +219,53 @@ def check_bhattacharyya_normal(value: float, mu_p: float, sigma_p: float, mu_q: 
     bc = float(np.sum(np.sqrt(pdf(mu_p, sigma_p) * pdf(mu_q, sigma_q))) * dx)
     compare(f"D_B(N({mu_p:g},{sigma_p:g}^2), N({mu_q:g},{sigma_q:g}^2))", value, -math.log(bc), rtol=1e-10,
             names=("closed form", "-ln grid sum of sqrt(pq)"))
+
+
+def check_bhattacharyya_from_q(value: float, mu_p: float, sigma_p: float, mu_q: float, sigma_q: float,
+                               n: int = 200_000, seed: int = 0) -> None:
+    """Chapter 1, symmetry: a value of ``D_B(p, q)`` for ``p = N(mu_p, sigma_p^2)``, ``q = N(mu_q, sigma_q^2)``
+    (computed with ``p`` first) against ``-ln`` of the coefficient sampled from the *other* side,
+    ``E_{x~q}[sqrt(p(x) / q(x))]`` with ``n`` draws from ``q`` and torch's ``Normal`` densities, within
+    four standard errors (``se(D_B) = se(BC) / BC``). A divergence that is not symmetric (KL) fails it."""
+    from tutorlib.checks import compare
+
+    mu_p, mu_q = finite_float("mu_p", mu_p), finite_float("mu_q", mu_q)
+    sigma_p, sigma_q = positive_float("sigma_p", sigma_p), positive_float("sigma_q", sigma_q)
+    f64 = dict(dtype=torch.float64)
+    p = torch.distributions.Normal(torch.tensor(mu_p, **f64), torch.tensor(sigma_p, **f64))
+    q = torch.distributions.Normal(torch.tensor(mu_q, **f64), torch.tensor(sigma_q, **f64))
+    g = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
+    x = q.loc + q.scale * torch.randn(positive_int("n", n, minimum=2), generator=g, **f64)
+    bc, se = bhattacharyya_monte_carlo(q.log_prob, p.log_prob, x)  # E_q[sqrt(p/q)]
+    compare(f"D_B(p, q) from samples of q, p = N({mu_p:g},{sigma_p:g}^2), q = N({mu_q:g},{sigma_q:g}^2)", value,
+            -math.log(bc), atol=4 * se / bc, names=("closed form, p first", f"-ln E_q[sqrt(p/q)], n={n:,}"))
+
+
+def plugin_bias_law(d_b: float, n: int) -> float:
+    """The delta-method bias of the plug-in estimate ``-ln((1/n) sum sqrt(q/p))`` of ``D_B``:
+    ``Var_p[sqrt(q/p)] / (2 n BC^2) = (e^{2 D_B} - 1) / (2 n)`` (``BC = e^{-D_B}``, ``E_p[q/p] = 1``).
+    Asymptotic in ``n``: for small ``n`` the true bias is smaller (at ``n = 1`` the mean is ``KL/2``)."""
+    d_b = finite_float("d_b", d_b)
+    if d_b < 0:
+        raise ValueError(f"d_b must be >= 0, got {d_b}")
+    return (math.exp(2 * d_b) - 1) / (2 * positive_int("n", n))
+
+
+def check_plugin_bias(d_mean: float, d_se: float, d_b: float, n: int) -> None:
+    """Chapter 1: the mean of the plug-in estimate over many batches of ``n`` samples (``d_mean``, with
+    its standard error ``d_se``) against ``D_B`` plus the bias law :func:`plugin_bias_law`, within four
+    standard errors. Refuses (``ValueError``) a configuration whose tolerance could not tell the bias
+    from zero (predicted bias below 8 standard errors): then the check would pass an unbiased estimator."""
+    from tutorlib.checks import compare
+
+    d_mean, d_b = finite_float("d_mean", d_mean), finite_float("d_b", d_b)
+    d_se = positive_float("d_se", d_se)
+    bias = plugin_bias_law(d_b, n)
+    if bias < 8 * d_se:
+        raise ValueError(f"d_se = {d_se:.2g} is too large to resolve the bias {bias:.2g} at n = {n} "
+                         f"(need d_se <= bias / 8): use more batches")
+    compare(f"plug-in estimate of D_B, n = {n}: biased by (e^(2 D_B) - 1)/(2n) = {bias:.2e}", d_mean, d_b + bias,
+            atol=4 * d_se, names=("mean over the batches", "D_B + bias"))
 
 
 def check_triangle_violated(d_ab: float, d_bc: float, d_ac: float, label: str = "D_B") -> None:
