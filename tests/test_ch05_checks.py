@@ -369,3 +369,55 @@ def test_decay_to_ends_at_that_fraction_of_each_rate(monkeypatch):
 def test_bad_arguments_raise_value_errors_naming_them(call, name):
     with pytest.raises(ValueError, match=rf"\b{name}\b"):
         call()
+
+
+# --- how local a latent coordinate is, and what the eye sees in samples ----------------------
+
+def test_own_pixel_share_is_one_for_a_flow_without_couplings():
+    model = flows.NICE(16, hidden=4, depth=1)  # fresh couplings are the identity
+    with torch.no_grad():
+        model.scale.log_scale.copy_(torch.linspace(-1, 2, 16))
+    share = flows.own_pixel_share(model, torch.randn(1, 16, generator=_gen(20)))
+    torch.testing.assert_close(share, torch.ones(16, dtype=F64), rtol=0, atol=1e-12)
+
+
+def test_own_pixel_share_agrees_with_finite_differences():
+    model = _random_nice(dim=16, seed=21).double()
+    z = torch.randn(16, generator=_gen(22), dtype=F64)
+    share = flows.own_pixel_share(model, z)
+    assert ((share > 0) & (share < 1)).all()
+    pos = model.positions()
+    eps = 1e-6
+    for k in (0, 5, 15):
+        e = torch.zeros(16, dtype=F64)
+        e[k] = eps
+        with torch.no_grad():
+            col = (model.inverse((z + e)[None]) - model.inverse((z - e)[None]))[0] / (2 * eps)
+        assert float(share[k]) == pytest.approx(float(col[pos[k]] ** 2 / (col ** 2).sum()), abs=1e-8)
+
+
+def test_image_statistics_count_dots_haze_ink_and_spread():
+    blank = torch.zeros(2, 64)
+    one_dot = blank.clone()
+    one_dot[:, 3 * 8 + 3] = 1.0  # an isolated bright pixel
+    s = flows.image_statistics(one_dot, shape=(8, 8))
+    assert s["dots"] == 1.0 and s["grey"] == 0.0 and s["ink"] == pytest.approx(1 / 64) and s["spread"] == 0.0
+    square = blank.clone().reshape(2, 8, 8)
+    square[:, 2:5, 2:5] = 1.0  # a stroke: no pixel of it is isolated
+    assert flows.image_statistics(square.reshape(2, 64), shape=(8, 8))["dots"] == 0.0
+    haze = torch.full((2, 64), 0.5)
+    haze[1] = 0.0
+    s = flows.image_statistics(haze, shape=(8, 8))
+    assert s["grey"] == 0.5 and s["ink"] == 0.0 and s["spread"] == pytest.approx(0.5 / math.sqrt(2))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: flows.own_pixel_share(flows.Scale(8), torch.zeros(8)), "model"),
+    (lambda: flows.own_pixel_share(flows.NICE(8, 4, 1), torch.zeros(2, 8)), "z"),
+    (lambda: flows.image_statistics(torch.zeros(3, 63), shape=(8, 8)), "images"),
+    (lambda: flows.image_statistics(torch.full((3, 64), 2.0), shape=(8, 8)), "images"),
+    (lambda: flows.image_statistics(torch.zeros(3, 64), shape=(8, 8), dark=0.5, dot=0.3), "dark"),
+])
+def test_new_measurements_reject_bad_arguments(call, name):
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        call()

@@ -154,3 +154,50 @@ def test_scales_image_puts_each_std_at_its_pixel(model):
 def test_bad_arguments_raise_value_errors_naming_them(model, call, name):
     with pytest.raises(ValueError, match=rf"\b{name}\b"):
         call(model)
+
+
+def _rendered(ax):
+    import numpy as np
+
+    ax.figure.canvas.draw()
+    return np.asarray(ax.figure.canvas.buffer_rgba())[..., :3].astype(float)
+
+
+def _image_pixels(ax):
+    """The rendered RGB pixels inside the axes' image (not the frame, ticks or colour bar)."""
+    import numpy as np
+
+    rgb = _rendered(ax)
+    box = ax.get_window_extent()
+    h = rgb.shape[0]
+    y0, y1 = int(h - box.y1) + 3, int(h - box.y0) - 3
+    return rgb[y0:y1, int(box.x0) + 3:int(box.x1) - 3]
+
+
+def test_nonzero_pattern_of_a_dense_matrix_is_black_not_blank():
+    """The first edition drew an all-non-zero Jacobian pattern auto-scaled: all white."""
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    plotting.matrix_image(torch.ones(50, 50, dtype=torch.bool), ax=axes[0], nonzero=True)
+    plotting.matrix_image(torch.zeros(50, 50), ax=axes[1], nonzero=True, colorbar=False)
+    dense, empty = _image_pixels(axes[0]), _image_pixels(axes[1])
+    assert dense.mean() < 10  # black
+    assert empty.mean() > 245  # white
+    bar = [a for a in fig.axes if a not in axes][0]
+    assert [t.get_text() for t in bar.get_yticklabels()] == ["zero", "non-zero"]
+    plt.close(fig)
+
+
+def test_nonzero_pattern_shows_the_structure_of_a_triangular_matrix():
+    fig, ax = plt.subplots(figsize=(3, 3))
+    plotting.matrix_image(torch.tril(torch.randn(40, 40)) != 0, ax=ax, nonzero=True, colorbar=False)
+    px = _image_pixels(ax).mean(axis=2)
+    n = px.shape[0]
+    assert px[int(0.8 * n), int(0.2 * n)] < 50 and px[int(0.2 * n), int(0.8 * n)] > 200  # lower dark, upper white
+    plt.close(fig)
+
+
+def test_scales_image_takes_a_shared_colour_scale(model):
+    ax = plotting.scales_image(model, vmin=-3.0, vmax=0.0)
+    assert ax.images[0].get_clim() == (-3.0, 0.0)
+    with pytest.raises(ValueError, match=r"\bvmin\b"):
+        plotting.scales_image(model, vmin=0.0, vmax=-1.0)

@@ -171,41 +171,58 @@ def density_2d(log_prob, lo, hi, n: int = 200, ax=None, data=None, title: str | 
 
 
 def matrix_image(matrix, ax=None, title: str | None = None, colorbar: bool = True,
-                 label: str = r"$\partial z_i/\partial x_j$"):
-    """Chapter 5: a (Jacobian) matrix as an image: blue negative, white zero, red positive, on a
-    symmetric colour scale, with a colour bar labelled ``label`` (rows: outputs ``i``, columns:
-    inputs ``j``)."""
+                 label: str = r"$\partial z_i/\partial x_j$", nonzero: bool = False):
+    """Chapter 5: a (Jacobian) matrix as an image (rows: outputs ``i``, columns: inputs ``j``).
+
+    By default blue negative, white zero, red positive, on a symmetric colour scale, with a colour
+    bar labelled ``label``. With ``nonzero=True`` only the pattern is drawn: black where an entry
+    is not exactly zero, white where it is, on the fixed scale 0..1 (so a matrix with no zero
+    entry is all black, not the single colour an auto-scaled image would give it), with a
+    two-level colour bar."""
     m = matrix.detach().cpu().double().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix, float)
     if m.ndim != 2:
         raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
     ax = _ax(ax, figsize=(3.6, 3.2))
-    vmax = float(np.abs(m).max()) or 1.0
-    im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    if nonzero:
+        im = ax.imshow((m != 0).astype(float), cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="antialiased")
+    else:
+        vmax = float(np.abs(m).max()) or 1.0
+        im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel("input j", fontsize=8)
     ax.set_ylabel("output i", fontsize=8)
     ax.grid(False)
     if colorbar:
-        cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        cb.set_label(label, fontsize=8)
+        if nonzero:  # a two-level bar: white = zero, black = non-zero
+            two = mpl.cm.ScalarMappable(mpl.colors.Normalize(0.0, 1.0), mpl.colors.ListedColormap(["white", "black"]))
+            cb = ax.figure.colorbar(two, ax=ax, fraction=0.046, pad=0.04, ticks=[0.25, 0.75])
+            cb.set_ticklabels(["zero", "non-zero"])
+            cb.outline.set_linewidth(0.5)
+        else:
+            cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            cb.set_label(label, fontsize=8)
         cb.ax.tick_params(labelsize=7)
     if title:
         ax.set_title(title, fontsize=9)
     return ax
 
 
-def scales_image(model, shape: tuple[int, int] = (28, 28), ax=None, title: str | None = None):
+def scales_image(model, shape: tuple[int, int] = (28, 28), ax=None, title: str | None = None,
+                 vmin: float | None = None, vmax: float | None = None):
     """Chapter 5: the prior standard deviations that NICE's scale layer learned
     (:meth:`tutorlib.flows.NICE.prior_std`, log10), each drawn at the pixel its latent coordinate
-    sits on. Dark = collapsed (small sigma)."""
+    sits on. Dark = collapsed (small sigma). ``vmin``/``vmax`` (in log10 sigma) fix the colour
+    scale, e.g. to compare two models on one scale; by default it spans the model's values."""
     std = model.prior_std().cpu().double()
     if std.numel() != shape[0] * shape[1]:
         raise ValueError(f"shape {shape} does not hold the model's {std.numel()} dimensions")
+    if vmin is not None and vmax is not None and not float(vmin) < float(vmax):
+        raise ValueError(f"vmin must be below vmax, got vmin={vmin}, vmax={vmax}")
     img = torch.empty_like(std)
     img[model.positions()] = std.log10()
     ax = _ax(ax, figsize=(3.6, 3.2))
-    im = ax.imshow(img.reshape(shape).numpy(), cmap="magma", interpolation="nearest")
+    im = ax.imshow(img.reshape(shape).numpy(), cmap="magma", interpolation="nearest", vmin=vmin, vmax=vmax)
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=r"$\log_{10}\sigma_i$")
     ax.set_axis_off()
     if title:
