@@ -88,6 +88,7 @@ def test_the_kernel_free_slider_has_one_distinct_frame_per_value_with_alt_texts(
     (inp,) = re.findall(r'<input type="range"[^>]*>', page)
     assert (_attr(inp, "min"), _attr(inp, "max"), _attr(inp, "value")) == ("0", "4", "2")
     assert _attr(inp, "aria-valuetext") == "lam = 2"
+    assert _attr(inp, "data-lm-suppress-shortcuts") == "true"  # or JupyterLab's notebook takes the arrow keys
     assert re.search(r"<output[^>]*>lam = 2</output>", page)
     # the control is hidden until its script shows it; the script defines no global names
     assert re.search(r'<div class="tutorlib-slider-control" hidden style="display:none">', page)

@@ -212,9 +212,10 @@ def slider_html(name: str, labels: Sequence[str], frames: Sequence[bytes], index
         f'<div style="display:flex;flex-wrap:wrap;align-items:center;gap:0.75em">\n'
         f'<label>{e(title)}: drag <code>{e(name)}</code>\n'
         f'<input type="range" min="0" max="{len(frames) - 1}" step="1" value="{index}"'
-        f' aria-valuetext="{e(current)}" style="width:18em;max-width:100%;vertical-align:middle"></label>\n'
+        f' aria-valuetext="{e(current)}" data-lm-suppress-shortcuts="true"'  # JupyterLab: arrow keys move it
+        f' style="width:18em;max-width:100%;vertical-align:middle"></label>\n'
         f'<output style="font-family:monospace">{e(current)}</output>\n'
-        f'<span style="opacity:0.7;font-size:0.85em">({len(frames)} values, drawn when the chapter ran;'
+        f'<span style="opacity:0.7;font-size:0.85em">({len(frames)} values, drawn when the cell ran;'
         f' no kernel needed)</span>\n'
         f'</div></div>\n{imgs}\n<script>{script}</script>\n</figure>')
 
