@@ -121,8 +121,12 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 # --- the book checker itself ---------------------------------------------------------------
 
-GOOD_CHAPTER = """<html><div class="cell_output docutils container"><p>Static view (no kernel needed): x</p>
-<img alt="a" src="../_images/a.png"><script type="application/vnd.jupyter.widget-view+json">{}</script></div></html>"""
+KERNEL_FREE_SLIDER = """<figure class="tutorlib-slider" data-name="n"><input type="range" min="0" max="1" value="0">
+<output>n = 1</output><img class="tutorlib-frame" data-value="1" src="data:image/png;base64,AA" alt="x: n = 1">
+<img class="tutorlib-frame" data-value="2" src="data:image/png;base64,BB" alt="x: n = 2" hidden><script></script></figure>"""
+GOOD_CHAPTER = f"""<html><div class="cell_output docutils container"><p>Static view (no kernel needed): x</p>
+<img alt="a" src="../_images/a.png">{KERNEL_FREE_SLIDER}
+<script type="application/vnd.jupyter.widget-view+json">{{}}</script></div></html>"""
 
 
 def _fake_book(tmp_path, chapter_html):

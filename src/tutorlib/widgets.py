@@ -1,15 +1,37 @@
 """Sliders for the quantities the text varies, each a thin layer over a pure drawing function.
 
-The pattern, :func:`explore`: a drawing function ``draw(ax, value)`` that the tests can call
-directly; a static small-multiples figure of a few values, so the rendered book (which has no
-kernel) still shows the effect; and below it a slider that redraws one panel in a live kernel
-(Jupyter, Colab).
+The pattern, :func:`explore`, over a pure drawing function ``draw(ax, value)`` that the tests can
+call directly and a finite list of values. Executing it displays three outputs:
+
+1. a **static small-multiples** figure of a few values ("Static view (no kernel needed)"), for
+   print and for readers without JavaScript;
+2. a **kernel-free slider**: every value's frame is drawn once, now, into a PNG, and one HTML
+   output carries them all with a native ``<input type="range">``, a readout of the value and a
+   tiny inline script (no global names, no network) that shows the frame of the chosen value.
+   It works wherever the output's HTML is rendered with its script: the built book, Colab,
+   JupyterLab (outputs of a session are trusted). Where no script runs, the default frame shows
+   and the control stays hidden;
+3. the **live slider** (ipywidgets), which calls ``draw`` again in a running kernel (JupyterLab,
+   Colab) and may offer more values (``live_values``). Its output also carries an HTML note,
+   which the rendered book shows instead of the widget (``_config.yml`` drops the widget
+   mimetype there: without a kernel the widget could not redraw).
+
+Every image carries an alt text ("<title>: <name> = <value>", or what ``alt(value)`` says).
+The contract the book's checkers rely on (``tools/check_book.py``, ``tools/browser_check.py``):
+a kernel-free slider is a ``<figure class="tutorlib-slider">`` holding one range input over the
+frame indices ``0 .. n-1``, an ``<output>`` readout and ``n`` images ``img.tutorlib-frame``
+with ``data-value``, all but the chosen one ``hidden``.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import html
+import io
 import math
+import warnings
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -18,6 +40,56 @@ import torch
 from tutorlib._validate import positive_int
 
 STATIC_TITLE = "Static view"
+SLIDER_CLASS = "tutorlib-slider"  # the kernel-free slider's <figure>
+FRAME_CLASS = "tutorlib-frame"    # each of its frames
+LIVE_CLASS = "tutorlib-live"      # the live slider's HTML note (what the rendered book shows)
+FRAME_DPI = 90                    # frames: sharp enough to read, small enough for many per page
+FRAME_MAX_WIDTH = 860             # pixels; wider frames get a lower dpi
+STATIC_DPI = 100
+
+
+def _value_label(v) -> str:
+    return str(v)
+
+
+def _check_panel(panel) -> tuple[float, float]:
+    try:
+        w, h = (float(p) for p in panel)
+    except (TypeError, ValueError):
+        raise ValueError(f"panel must be a pair (width, height) in inches, got {panel!r}") from None
+    if not (w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h)):
+        raise ValueError(f"panel must be a pair of positive sizes in inches, got {panel!r}")
+    return w, h
+
+
+def _tight(fig) -> None:
+    with warnings.catch_warnings():  # "tight layout not applied" is no reason to print a warning
+        warnings.simplefilter("ignore")
+        fig.tight_layout()
+
+
+def _png(fig, **kw) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None}, **kw)
+    return buf.getvalue()
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _display(bundle: dict) -> None:
+    """Display a mime bundle in IPython; outside it (plain Python, the unit tests) print its text."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with ipywidgets
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        from IPython.display import display
+
+        display(bundle, raw=True)
+    else:
+        print(bundle.get("text/plain", ""))
 
 
 def small_multiples(draw: Callable, name: str, values: Sequence, ncols: int = 3,
@@ -27,6 +99,7 @@ def small_multiples(draw: Callable, name: str, values: Sequence, ncols: int = 3,
     if not values:
         raise ValueError("values must not be empty")
     ncols = min(positive_int("ncols", ncols), len(values))
+    panel = _check_panel(panel)
     nrows = math.ceil(len(values) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows), squeeze=False)
     for ax, v in zip(axes.flat, values):
@@ -34,19 +107,180 @@ def small_multiples(draw: Callable, name: str, values: Sequence, ncols: int = 3,
     for ax in list(axes.flat)[len(values):]:
         ax.set_visible(False)
     fig.suptitle(f"{title or name}: {name} = {', '.join(map(str, values))}", fontsize=10)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
-def explore(draw: Callable, name: str, values: Sequence, static: Sequence | None = None, value=None,
-            ncols: int = 3, panel: tuple[float, float] = (3.6, 2.8), title: str | None = None, slider: bool = True):
-    """Show the static small multiples of ``static`` (default: 3 of ``values``), then a slider over
-    ``values`` that redraws ``draw(ax, v)`` in a live kernel. Displays; returns nothing."""
+def frame_size(panel: tuple[float, float] = (3.6, 2.8)) -> tuple[float, float]:
+    """The size in inches of one slider frame (and of the live slider's figure) for ``panel``."""
+    w, h = _check_panel(panel)
+    return (w * 1.5, h * 1.4)
+
+
+def render_frames(draw: Callable, values: Sequence, figsize: tuple[float, float], dpi: float | None = None) -> list[bytes]:
+    """``draw(ax, v)`` for each ``v`` of ``values`` into one reused figure of ``figsize`` inches;
+    returns one PNG (bytes) per value, all of the same pixel size."""
     values = list(values)
     if not values:
         raise ValueError("values must not be empty")
-    if static is None:
-        static = [values[0], values[len(values) // 2], values[-1]]
+    w, h = _check_panel(figsize)
+    if dpi is None:
+        dpi = min(FRAME_DPI, FRAME_MAX_WIDTH / w)
+    if not (isinstance(dpi, (int, float)) and dpi > 0):
+        raise ValueError(f"dpi must be a positive number, got {dpi!r}")
+    fig = plt.figure(figsize=(w, h), dpi=dpi)  # a pyplot figure: draw functions may use plt.*
+    try:
+        frames = []
+        for v in values:
+            fig.clf()
+            draw(fig.add_subplot(), v)
+            _tight(fig)
+            frames.append(_png(fig, dpi=dpi))
+    finally:
+        plt.close(fig)  # never shown by the inline backend
+    return frames
+
+
+def _default_alt(title: str, name: str) -> Callable:
+    return lambda v: f"{title}: {name} = {_value_label(v)}"
+
+
+def _alt_text(alt: Callable, v) -> str:
+    text = alt(v)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"alt must return a non-empty string for each value, got {text!r} for {v!r}")
+    return " ".join(text.split())
+
+
+_SCRIPT = """(function () {
+  "use strict";
+  var s = document.currentScript;
+  var root = (s && s.closest && s.closest("figure.%(cls)s")) || document.getElementById("%(id)s");
+  if (!root || root.getAttribute("data-ready")) { return; }
+  var input = root.querySelector("input[type=range]");
+  var readout = root.querySelector("output");
+  var frames = root.querySelectorAll("img.%(frame)s");
+  var name = root.getAttribute("data-name");
+  function show() {
+    var i = Math.max(0, Math.min(frames.length - 1, parseInt(input.value, 10) || 0));
+    for (var j = 0; j < frames.length; j++) {
+      frames[j].hidden = (j !== i);
+      frames[j].style.display = (j === i) ? "" : "none";
+    }
+    var text = name + " = " + frames[i].getAttribute("data-value");
+    readout.textContent = text;
+    input.setAttribute("aria-valuetext", text);
+  }
+  input.addEventListener("input", show);
+  input.addEventListener("change", show);
+  var control = root.querySelector(".%(cls)s-control");
+  control.hidden = false;
+  control.style.display = "";
+  root.setAttribute("data-ready", "1");
+  show();
+})();"""
+
+
+def slider_html(name: str, labels: Sequence[str], frames: Sequence[bytes], index: int, title: str,
+                alts: Sequence[str]) -> str:
+    """The kernel-free slider: one ``<figure>`` with every frame (PNG bytes, one per label), a range
+    input over the frame indices starting at ``index``, a readout and a self-contained script."""
+    labels, frames, alts = list(labels), list(frames), list(alts)
+    if not frames:
+        raise ValueError("frames must not be empty")
+    if len(labels) != len(frames) or len(alts) != len(frames):
+        raise ValueError(f"labels ({len(labels)}), frames ({len(frames)}) and alts ({len(alts)}) "
+                         "must have the same length")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(frames):
+        raise ValueError(f"index must be an integer in 0..{len(frames) - 1}, got {index!r}")
+    if any(not a.strip() for a in alts):
+        raise ValueError("alts must be non-empty texts")
+    digest = hashlib.sha1(name.encode() + b"".join(frames)).hexdigest()[:12]
+    uid = f"{SLIDER_CLASS}-{digest}"
+    e = functools.partial(html.escape, quote=True)
+    current = f"{name} = {labels[index]}"
+    imgs = []
+    for i, (lab, png, alt) in enumerate(zip(labels, frames, alts)):
+        shown = i == index  # the others are hidden until chosen (inline style too: a page's CSS may set display)
+        imgs.append(f'<img class="{FRAME_CLASS}" data-value="{e(lab)}" src="{_data_uri(png)}" alt="{e(alt)}"'
+                    f' style="max-width:100%;height:auto{"" if shown else ";display:none"}"{"" if shown else " hidden"}>')
+    imgs = "\n".join(imgs)
+    script = _SCRIPT % {"cls": SLIDER_CLASS, "frame": FRAME_CLASS, "id": uid}
+    return (
+        f'<figure class="{SLIDER_CLASS}" id="{uid}" data-name="{e(name)}" style="margin:0.5em 0">\n'
+        f'<div class="{SLIDER_CLASS}-control" hidden style="display:none">'
+        f'<div style="display:flex;flex-wrap:wrap;align-items:center;gap:0.75em">\n'
+        f'<label>{e(title)}: drag <code>{e(name)}</code>\n'
+        f'<input type="range" min="0" max="{len(frames) - 1}" step="1" value="{index}"'
+        f' aria-valuetext="{e(current)}" data-lm-suppress-shortcuts="true"'  # JupyterLab: arrow keys move it
+        f' style="width:18em;max-width:100%;vertical-align:middle"></label>\n'
+        f'<output style="font-family:monospace">{e(current)}</output>\n'
+        f'<span style="opacity:0.7;font-size:0.85em">({len(frames)} values, drawn when the cell ran;'
+        f' no kernel needed)</span>\n'
+        f'</div></div>\n{imgs}\n<script>{script}</script>\n</figure>')
+
+
+def static_html(png: bytes, alt: str) -> str:
+    """The static small multiples as an HTML figure (so that its alt text travels with it)."""
+    e = functools.partial(html.escape, quote=True)
+    return (f'<figure class="tutorlib-static" style="margin:0.5em 0"><img src="{_data_uri(png)}" alt="{e(alt)}"'
+            f' style="max-width:100%;height:auto"></figure>')
+
+
+def _live_note(name: str, n_values: int) -> str:
+    return (f'<p class="{LIVE_CLASS}" style="opacity:0.75;font-size:0.9em"><b>Live slider</b> for '
+            f'<code>{html.escape(name)}</code>: in a running notebook (JupyterLab, Colab) a slider here redraws '
+            f'the figure for each of {n_values} values. It needs a kernel; without one, use the slider above.</p>')
+
+
+class _LiveSlider:
+    """An ipywidgets box displayed with an HTML note next to the widget's own mime type: a live
+    front end (JupyterLab, Colab) shows the widget, the rendered book (which drops the widget mime
+    type, having no kernel) shows the note."""
+
+    def __init__(self, box, note: str, text: str):
+        self.box, self.note, self.text = box, note, text
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        data = self.box._repr_mimebundle_()
+        meta = None
+        if isinstance(data, tuple):
+            data, meta = data
+        data = dict(data or {})
+        data["text/html"] = self.note
+        data["text/plain"] = self.text
+        return (data, meta) if meta else data
+
+
+def explore(draw: Callable, name: str, values: Sequence, static: Sequence | None = None, value=None,
+            ncols: int = 3, panel: tuple[float, float] = (3.6, 2.8), title: str | None = None, slider: bool = True,
+            alt: Callable | None = None, live_values: Sequence | None = None) -> None:
+    """Display the sliders of ``draw(ax, v)`` over ``values`` (see the module's docstring):
+
+    - the static small multiples of ``static`` (default: the first, middle and last value), in
+      ``ncols`` columns of ``panel`` (width, height) inches each;
+    - the kernel-free slider: one frame per value of ``values``, starting at ``value`` (default:
+      the middle one); two values whose frames are identical raise ``ValueError`` (the slider
+      would not change the picture);
+    - if ``slider``, the live ipywidgets slider over ``live_values`` (default ``values``; it may be
+      finer or wider where that teaches something), which calls ``draw`` again in a kernel.
+
+    ``title`` names the figure (default ``name``). ``alt(v)`` returns the alt text of the frame of
+    ``v`` (default ``"<title>: <name> = <v>"``); the static figure's alt text is built from it.
+    Values are shown as ``str(v)``. Displays; returns nothing."""
+    if not callable(draw):
+        raise ValueError(f"draw must be a function draw(ax, value), got {draw!r}")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    values = list(values)
+    if not values:
+        raise ValueError("values must not be empty")
+    labels = [_value_label(v) for v in values]
+    if len(set(labels)) != len(labels) or any(bool(a == b) for i, a in enumerate(values) for b in values[i + 1:]):
+        raise ValueError(f"values must be distinct (and distinct as shown), got {labels}")
+    static = [values[0], values[len(values) // 2], values[-1]] if static is None else list(static)
+    if not static:
+        raise ValueError("static must not be empty")
     bad = [v for v in static if v not in values]
     if bad:
         raise ValueError(f"static values {bad} are not among the slider's values {values}")
@@ -54,27 +288,76 @@ def explore(draw: Callable, name: str, values: Sequence, static: Sequence | None
         value = values[len(values) // 2]
     elif value not in values:
         raise ValueError(f"value {value!r} is not among the slider's values {values}")
-    print(f"{STATIC_TITLE} (no kernel needed): {title or name}, {name} = {', '.join(map(str, static))}."
-          + ("\nIn a live kernel the slider below redraws it for any value." if slider else ""))
+    live_values = values if live_values is None else list(live_values)
+    if slider and value not in live_values:
+        raise ValueError(f"live_values {live_values} must contain the starting value {value!r}")
+    positive_int("ncols", ncols)
+    panel = _check_panel(panel)
+    heading = title or name
+    custom_alt = alt is not None
+    if alt is None:
+        alt = _default_alt(heading, name)
+    elif not callable(alt):
+        raise ValueError(f"alt must be a function of the value returning a text, got {alt!r}")
+    alts = [_alt_text(alt, v) for v in values]
+
+    # 1. the static small multiples, for print and for readers without JavaScript
+    print(f"{STATIC_TITLE} (no kernel needed): {heading}, {name} = {', '.join(map(str, static))}."
+          f"\nBelow it: a slider over all {len(values)} values of {name}, drawn in advance (no kernel needed)"
+          + (", then a live slider that redraws in a running kernel." if slider else "."))
     fig = small_multiples(draw, name, static, ncols=ncols, panel=panel, title=title)
-    plt.show()
+    png = _png(fig, dpi=STATIC_DPI, bbox_inches="tight")
     plt.close(fig)
+    if custom_alt:
+        static_alt = "Side by side: " + "; ".join(alts[values.index(v)] for v in static)
+    else:
+        static_alt = f"{heading}, side by side for {name} = {', '.join(map(str, static))}"
+    _display({"text/html": static_html(png, static_alt), "image/png": base64.b64encode(png).decode("ascii"),
+              "text/plain": f"<{STATIC_TITLE}: {static_alt}>"})
+
+    # 2. the kernel-free slider: every value's frame, drawn now
+    frames = render_frames(draw, values, frame_size(panel))
+    seen: dict[bytes, str] = {}
+    for lab, png in zip(labels, frames):
+        if png in seen:
+            raise ValueError(f"the frames for {name} = {seen[png]} and {name} = {lab} are identical: "
+                             "the slider would not change the picture")
+        seen[png] = lab
+    _display({"text/html": slider_html(name, labels, frames, values.index(value), heading, alts),
+              "text/plain": f"<kernel-free slider: {heading}, {name} = {', '.join(labels)} (shown as HTML)>"})
     if not slider:
         return
-    import ipywidgets as w
-    from IPython.display import display
 
-    control = w.SelectionSlider(options=values, value=value, description=name, continuous_update=False,
+    # 3. the live slider, which recomputes in a running kernel
+    import ipywidgets as w
+
+    control = w.SelectionSlider(options=live_values, value=value, description=name, continuous_update=False,
                                 layout=w.Layout(width="60%"))
 
     def one(**kw):
-        fig, ax = plt.subplots(figsize=(panel[0] * 1.5, panel[1] * 1.4))
+        fig, ax = plt.subplots(figsize=frame_size(panel))
         draw(ax, kw[name])
         plt.show()
         plt.close(fig)
 
     out = w.interactive_output(one, {name: control})
-    display(w.VBox([w.HTML(f"<b>Interactive</b> (needs a running kernel): drag <code>{name}</code>"), control, out]))
+    box = w.VBox([w.HTML(f"<b>Live slider</b> (recomputes; needs a running kernel): drag <code>{html.escape(name)}</code>"),
+                  control, out])
+    _display_live(_LiveSlider(box, _live_note(name, len(live_values)),
+                              f"<live slider for {name}: needs a running kernel>"))
+
+
+def _display_live(obj) -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        from IPython.display import display
+
+        display(obj)
+    else:
+        print(obj.text)
 
 
 # --- chapter 1 -------------------------------------------------------------------------------
