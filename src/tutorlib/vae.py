@@ -526,7 +526,7 @@ def check_code_rescaling(model: VAE, x: torch.Tensor, draws: int = 20, seed: int
     measured = float((before - after).mean())
     compare("loss fall from rescaling the codes by m^(-1/2): measured vs (1/2) sum_i (m_i - 1 - ln m_i)",
             measured, predicted, atol=atol, names=("measured", "predicted"))
-    return {"m": m.float(), "predicted": predicted, "measured": measured, "loss": float(before.mean())}
+    return {"m": m.float().cpu(), "predicted": predicted, "measured": measured, "loss": float(before.mean())}
 
 
 # --- training -------------------------------------------------------------------------------------
