@@ -13,7 +13,9 @@
 of ``E_{z~N(mu, e^logvar)}[f(z)]`` that chapter 4 compares, and :func:`check_gradients` the check it
 compares them with (per component, in standard errors from the samples, refusing a check too weak to
 fail). :func:`multi_sample_loss` (``fit(..., samples=S)``), :func:`loss_per_image` and
-:func:`gradient_noise` test Su's remark that more than one draw of z per image changes little.
+:func:`gradient_noise` test Su's remark that more than one draw of z per image changes little, with
+:func:`check_gradient_noise` for the 1/S law of the noise from z; :func:`rescale_codes` and
+:func:`check_code_rescaling` show that the loss prefers codes with ``E[mu_i^2 + sigma_i^2] = 1``.
 """
 
 from __future__ import annotations
@@ -404,18 +406,35 @@ def loss_per_image(model: VAE, x: torch.Tensor, draws: int = 20, generator: torc
         return rec + kl_normal_std(mu, logvar)
 
 
+def _trace_cov(g: torch.Tensor) -> tuple[float, float]:
+    """The trace of the sample covariance of the rows of ``g`` (r, P) (the summed variance over the P
+    columns) and its jackknife standard error. Leaving row i out removes ``r/(r-1) |g_i - mean|^2`` from
+    the centred sum of squares, so the r leave-one-out values cost nothing extra."""
+    r = g.shape[0]
+    d2 = (g.double() - g.double().mean(0)).pow(2).sum(1)  # |g_i - mean|^2
+    ss = float(d2.sum())
+    if r < 3:
+        return ss / (r - 1), math.inf
+    loo = (ss - r / (r - 1) * d2) / (r - 2)
+    se = math.sqrt((r - 1) / r * float((loo - loo.mean()).pow(2).sum()))
+    return ss / (r - 1), se
+
+
 def gradient_noise(model: VAE, x_train: torch.Tensor, samples: int = 1, batch_size: int = 100, reps: int = 20,
-                   seed: int = 0) -> dict[str, float]:
+                   seed: int = 0, batches: int = 1) -> dict[str, float]:
     """Where the noise of a training step's gradient comes from, at the model's current weights.
 
     The gradient of :func:`multi_sample_loss` (``samples`` draws of z per image) w.r.t. all
-    parameters is computed ``reps`` times on one fixed, binarised batch with fresh draws of z
-    (``"z"``: the variance due to sampling z alone), and ``reps`` times on fresh batches with fresh
-    dynamic binarisation and fresh z (``"total"``: the noise a training step has). Each is the
-    trace of the covariance (the summed variance over parameters), with ``"signal"`` the squared
-    norm of the mean gradient over the fresh batches."""
+    parameters is computed ``reps`` times on each of ``batches`` fixed, binarised batches with fresh
+    draws of z (``"z"``: the variance due to sampling z alone, averaged over those batches), and
+    ``reps`` times on fresh batches with fresh dynamic binarisation and fresh z (``"total"``: the
+    noise a training step has). Each variance is the trace of the covariance (the variance summed
+    over all parameters); ``"z_se"`` and ``"total_se"`` are their jackknife standard errors (for
+    ``"z"``, the noise of the draws of z given the fixed batches). ``"signal"``: the squared norm of
+    the mean gradient over the fresh batches. The same ``seed`` gives the same fixed batches for every
+    ``samples``, so that two calls can be compared (:func:`check_gradient_noise`)."""
     samples, batch_size = positive_int("samples", samples), positive_int("batch_size", batch_size)
-    reps = positive_int("reps", reps, minimum=2)
+    reps, batches = positive_int("reps", reps, minimum=3), positive_int("batches", batches)
     if not isinstance(x_train, torch.Tensor) or x_train.dim() != 2 or len(x_train) < batch_size:
         raise ValueError(f"x_train must be an (n, {model.x_dim}) tensor with n >= batch_size = {batch_size}")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -427,14 +446,106 @@ def gradient_noise(model: VAE, x_train: torch.Tensor, samples: int = 1, batch_si
         loss = multi_sample_loss(model, xb, samples)["loss"]
         return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
 
+    def batch():
+        return torch.bernoulli(x_train[torch.randperm(len(x_train), generator=gen)[:batch_size]], generator=gen)
+
     try:
-        fixed = torch.bernoulli(x_train[torch.randperm(len(x_train), generator=gen)[:batch_size]], generator=gen)
-        g_z = torch.stack([grad(fixed) for _ in range(reps)])
-        g_all = torch.stack([grad(torch.bernoulli(x_train[torch.randperm(len(x_train), generator=gen)[:batch_size]],
-                                                  generator=gen)) for _ in range(reps)])
+        z_parts = []
+        for _ in range(batches):
+            fixed = batch()
+            z_parts.append(_trace_cov(torch.stack([grad(fixed) for _ in range(reps)])))
+        g_all = torch.stack([grad(batch()) for _ in range(reps)])
     finally:
         torch.set_rng_state(state)
-    return {"z": float(g_z.var(0).sum()), "total": float(g_all.var(0).sum()), "signal": float(g_all.mean(0).pow(2).sum())}
+    total, total_se = _trace_cov(g_all)
+    z = sum(v for v, _ in z_parts) / batches
+    z_se = math.sqrt(sum(se**2 for _, se in z_parts)) / batches
+    return {"z": z, "z_se": z_se, "total": total, "total_se": total_se,
+            "signal": float(g_all.double().mean(0).pow(2).sum())}
+
+
+def check_gradient_noise(one: dict, many: dict, samples: int, n_se: float = 4.0) -> float:
+    """Check the law of section 4.3: averaging the reconstruction term over ``samples`` independent
+    draws of z divides the gradient variance that comes from z by ``samples``. ``one`` and ``many``
+    are :func:`gradient_noise` results at the same weights and fixed batches (the same ``seed`` and
+    ``batches``) with 1 and ``samples`` draws; the measured ratio ``one["z"] / many["z"]`` is compared
+    with ``samples`` on a log scale, within ``n_se`` standard errors (from the two jackknife standard
+    errors). Refuses (IdentityError) a check too noisy to tell ``samples`` from 1, which is what
+    reusing one draw for all ``samples`` would give. Returns the measured ratio."""
+    from tutorlib.checks import IdentityError, compare
+
+    samples = positive_int("samples", samples, minimum=2)
+    n_se = positive_float("n_se", n_se)
+    for name, d in (("one", one), ("many", many)):
+        if not isinstance(d, dict) or not {"z", "z_se"} <= set(d) or not d["z"] > 0 or not d["z_se"] >= 0:
+            raise ValueError(f"{name} must be a gradient_noise result with z > 0 and z_se >= 0, got {d!r}")
+    ratio = one["z"] / many["z"]
+    se_log = math.sqrt((one["z_se"] / one["z"]) ** 2 + (many["z_se"] / many["z"]) ** 2)
+    power = math.log(samples) / se_log if se_log > 0 else math.inf
+    print(f"  variance from z, 1 draw / {samples} draws: {one['z']:.1f} / {many['z']:.1f} = {ratio:.2f} "
+          f"(predicted {samples}); standard error of ln(ratio) {se_log:.3f}; reusing one draw "
+          f"(ratio 1) would be {power:.1f} standard errors off")
+    if power <= n_se:
+        raise IdentityError(f"gradient noise: too weak to fail: ratio 1 is within {n_se:g} standard errors of "
+                            f"{samples} ({power:.2f}); use more repetitions or batches")
+    compare(f"ln(variance ratio) = ln {samples}", math.log(ratio), math.log(samples), atol=n_se * se_log,
+            names=("measured", "predicted"))
+    return ratio
+
+
+def rescale_codes(model: VAE, scale) -> VAE:
+    """A copy of ``model`` whose codes are scaled by ``scale`` (one factor c_i > 0 per latent
+    coordinate): the encoder's last layer outputs ``c mu`` and ``logvar + 2 ln c`` (so ``sigma -> c sigma``)
+    and the decoder's first layer divides its input by ``c``. Every reconstruction ``decode(z)`` at
+    ``z = c (mu + sigma u)`` is then the original one at ``mu + sigma u``: only the KL term changes."""
+    import copy
+
+    if type(model).encode is not VAE.encode or not isinstance(model.encoder[-1], torch.nn.Linear) \
+            or not isinstance(model.decoder[0], torch.nn.Linear):
+        raise ValueError("model must be a tutorlib.vae.VAE whose encoder ends and decoder starts with a Linear layer")
+    c = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
+    if c.shape[0] != model.z_dim or not torch.isfinite(c).all() or not (c > 0).all():
+        raise ValueError(f"scale must be {model.z_dim} finite positive numbers, got {scale!r}")
+    out = copy.deepcopy(model)
+    enc, dec, d = out.encoder[-1], out.decoder[0], model.z_dim
+    with torch.no_grad():
+        cw = c.to(enc.weight.dtype)
+        enc.weight[:d] *= cw[:, None]
+        enc.bias[:d] *= cw
+        enc.bias[d:] += 2 * torch.log(cw)
+        dec.weight /= cw[None, :]
+    return out
+
+
+def check_code_rescaling(model: VAE, x: torch.Tensor, draws: int = 20, seed: int = 0, atol: float = 1e-9,
+                         rescale: Callable | None = None) -> dict:
+    """Section 4.4: the loss can be lowered by rescaling the codes unless ``E[mu_i^2 + sigma_i^2] = 1``.
+
+    With ``m_i = mean over x of mu_i(x)^2 + sigma_i(x)^2`` and the codes rescaled by ``c_i = m_i^(-1/2)``
+    (:func:`rescale_codes`), the reconstructions are unchanged and the mean KL falls by
+    ``(1/2) sum_i (m_i - 1 - ln m_i)`` (>= 0, zero only at m_i = 1). Computes the loss of both models
+    (:func:`loss_per_image`, the same noise, in float64) and compares the measured fall with that
+    prediction (``atol``: float64 rounding). ``rescale`` replaces :func:`rescale_codes` (for tests).
+    Returns ``{"m": m_i, "predicted": ..., "measured": ..., "loss": the original mean loss}``."""
+    import copy
+
+    from tutorlib.checks import compare
+
+    rescale = rescale_codes if rescale is None else rescale
+    draws = positive_int("draws", draws)
+    m64 = copy.deepcopy(model).double()  # float64: the two sides then differ only by rounding (~1e-13)
+    x64 = model._check_x(x).double()
+    with torch.no_grad():
+        mu, logvar = m64.encode(x64)
+        m = (mu**2 + logvar.exp()).mean(0)
+    predicted = float(0.5 * (m - 1 - torch.log(m)).sum())
+    scaled = rescale(m64, m.rsqrt())
+    before = loss_per_image(m64, x64, draws, torch.Generator().manual_seed(seed))
+    after = loss_per_image(scaled, x64, draws, torch.Generator().manual_seed(seed))
+    measured = float((before - after).mean())
+    compare("loss fall from rescaling the codes by m^(-1/2): measured vs (1/2) sum_i (m_i - 1 - ln m_i)",
+            measured, predicted, atol=atol, names=("measured", "predicted"))
+    return {"m": m.float().cpu(), "predicted": predicted, "measured": measured, "loss": float(before.mean())}
 
 
 # --- training -------------------------------------------------------------------------------------
