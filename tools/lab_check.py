@@ -9,8 +9,10 @@ What a reader does after ``make setup && make lab``, done by a machine:
 2. JupyterLab is started on 127.0.0.1 with a random token, in a temporary directory holding a
    small notebook whose one cell calls :func:`tutorlib.widgets.explore` (the book's slider
    mechanism: static view, kernel-free frames and the live slider);
-3. Chromium opens the notebook, runs it, waits for the live slider and its figure, drags the
-   slider's handle with the mouse, and waits for the figure to be redrawn;
+3. Chromium opens the notebook and runs it; the kernel-free frame slider of the same output
+   (the one the rendered book uses) must answer the keyboard inside JupyterLab (End shows the
+   last frame); then it waits for the live slider and its figure, drags the slider's handle with
+   the mouse, and waits for the figure to be redrawn;
 4. it fails on a console error, an uncaught exception, a widget that cannot be displayed (the
    symptom of a widget-manager / ipywidgets mismatch), or a figure that does not change; every
    wait has a timeout, and the server is shut down in all cases.
@@ -206,6 +208,9 @@ HANDLE = SLIDER + " .noUi-handle"
 READOUT = SLIDER + " .widget-readout"
 FIGURE = ".jp-OutputArea .widget-output img, .jp-OutputArea .jupyter-widgets-output-area img"
 WIDGET_ERROR = "Error displaying widget"
+FRAMES_INPUT = ".jp-OutputArea figure.tutorlib-slider input[type=range]"
+SHOWN_FRAME = ("() => { const f = Array.from(document.querySelectorAll('.jp-OutputArea img.tutorlib-frame'))"
+               ".filter(i => !i.hidden); return f.length === 1 ? f[0].getAttribute('data-value') : null; }")
 
 
 def drag_slider(base: str, notebook: str, token: str, chromium: str, timeout: float,
@@ -252,11 +257,23 @@ def drag_slider(base: str, notebook: str, token: str, chromium: str, timeout: fl
                 if WIDGET_ERROR in page.inner_text("body"):
                     raise LabCheckError(f"JupyterLab shows '{WIDGET_ERROR}': the widget manager and ipywidgets "
                                         f"disagree ({'; '.join(errors[:3]) or 'no console message'})")
+                step = "moving the kernel-free slider with the keyboard"
+                # the book's frame slider in a trusted notebook output: its script ran, the keys reach it
+                page.wait_for_function(f"() => {{ const i = document.querySelector({json.dumps(FRAMES_INPUT)});"
+                                       f" return i && !i.closest('[hidden]'); }}")
+                frames_before = page.evaluate(SHOWN_FRAME)
+                page.locator(FRAMES_INPUT).first.scroll_into_view_if_needed()
+                page.locator(FRAMES_INPUT).first.focus()
+                page.keyboard.press("End")
+                page.wait_for_function(f"(old) => ({SHOWN_FRAME})() !== old", arg=frames_before)
+                frames_after = page.evaluate(SHOWN_FRAME)
                 step = "waiting for the slider's figure"
                 page.wait_for_function(f"() => document.querySelector({json.dumps(FIGURE)})")
                 before_src = page.eval_on_selector(FIGURE, "img => img.src")
                 before_value = page.inner_text(READOUT).strip()
                 step = "dragging the slider"
+                # the notebook scrolls inside its panel: bring the live slider into the viewport first
+                page.locator(SLIDER).first.scroll_into_view_if_needed()
                 box = page.locator(HANDLE).first.bounding_box()
                 track = page.locator(SLIDER + " .noUi-target").first.bounding_box()
                 if box is None or track is None:
@@ -271,6 +288,7 @@ def drag_slider(base: str, notebook: str, token: str, chromium: str, timeout: fl
                     f"(old) => {{ const i = document.querySelector({json.dumps(FIGURE)});"
                     f" return i && i.complete && i.src !== old; }}", arg=before_src)
                 after_value = page.inner_text(READOUT).strip()
+                page.locator(FIGURE).first.scroll_into_view_if_needed()
             except PwTimeout:
                 raise LabCheckError(f"timed out after {timeout:.0f} s while {step}"
                                     + (f"; console: {'; '.join(errors[:3])}" if errors else "")) from None
@@ -288,7 +306,8 @@ def drag_slider(base: str, notebook: str, token: str, chromium: str, timeout: fl
         raise LabCheckError("console errors in JupyterLab: " + "; ".join(e[:300] for e in real_errors))
     if before_value == after_value:
         raise LabCheckError(f"the slider's readout stayed at {before_value!r} after the drag")
-    return {"before": before_value, "after": after_value, "blocked": blocked}
+    return {"before": before_value, "after": after_value, "blocked": blocked,
+            "frames": (frames_before, frames_after)}
 
 
 def run(chromium: str, timeout: float, screenshot: Path | None = None, jupyter: Path | None = None) -> str:
@@ -321,7 +340,8 @@ def run(chromium: str, timeout: float, screenshot: Path | None = None, jupyter: 
     return (f"lab check: JupyterLab ran the live slider (ipywidgets {versions['ipywidgets']}, jupyterlab_widgets "
             f"{versions['jupyterlab_widgets']}, widget manager {versions['manager']}); a mouse drag moved it from "
             f"{seen['before']} to {seen['after']} and redrew the figure; no console errors; "
-            f"{len(seen['blocked'])} request(s) off the machine blocked")
+            f"{len(seen['blocked'])} request(s) off the machine blocked; the kernel-free slider's End key showed frame "
+            f"{seen['frames'][1]} (was {seen['frames'][0]})")
 
 
 def main(argv: list[str]) -> int:
