@@ -256,3 +256,29 @@ def test_critic_gap_check():
         gan.check_qp_critic_gap(theta, np.ones_like(theta))  # a gap that does not grow with |theta|
     with pytest.raises(ValueError, match="never"):
         gan.check_qp_critic_gap(np.zeros(3), np.zeros(3))
+    # a critic that starts at zero and catches up: checked only once it has had time to
+    gap = 10.0 * np.abs(theta) * np.minimum(1.0, np.arange(41) / 3)
+    with pytest.raises(IdentityError):
+        gan.check_qp_critic_gap(theta, gap)
+    gan.check_qp_critic_gap(theta, gap, steps=10 * np.arange(41), from_step=30)
+    with pytest.raises(ValueError, match="steps"):
+        gan.check_qp_critic_gap(theta, gap, steps=np.arange(3))
+
+
+def test_an_output_scaled_critic_is_the_same_run_when_adams_epsilon_scales_too():
+    """The reparametrisation of chapter 8.5: bitwise identical for lam a power of two."""
+    mix = data.ring(8, 2.0, 0.05)
+
+    def run(lam, eps):
+        torch.manual_seed(0)
+        g, c = gan.mlp(2, 2, hidden=8), gan.OutputScale(gan.mlp(2, 1, hidden=8), lam)
+        gan.train_gan(g, c, "qp", mix.sample, lambda n: torch.randn(n, 2), steps=20, batch_size=32, lam=lam,
+                      lr=1e-3, progress=False, adam_eps=eps)
+        return g
+
+    base = run(1.0, 1e-8)
+    gan.check_same_parameters(base, run(64.0, 64e-8), "scaled", rtol=1e-12)
+    with pytest.raises(IdentityError):
+        gan.check_same_parameters(base, run(64.0, 1e-8), "epsilon fixed", rtol=1e-12)
+    with pytest.raises(ValueError, match="adam_eps"):
+        run(1.0, 0.0)

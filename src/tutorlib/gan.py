@@ -126,14 +126,14 @@ def mlp(in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, spectral: b
     return torch.nn.Sequential(*layers)
 
 
-def _adam(params, lr: float, betas) -> torch.optim.Adam:
+def _adam(params, lr: float, betas, eps: float = 1e-8) -> torch.optim.Adam:
     """Adam, with PyTorch's fused implementation where this PyTorch has it (the same update,
     about a quarter faster for the small networks of chapters 7 and 8 on a CPU)."""
     params = list(params)
     try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=betas)
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
 
 
 def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sample_real: Callable[[int], torch.Tensor],
@@ -143,14 +143,15 @@ def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sa
               log_every: int = 10, desc: str | None = None, progress: bool | None = None,
               checkpoint: str | Path | None = None, checkpoint_every: int = 500,
               lr_generator: float | None = None, on_log: Callable[[int], dict] | None = None,
-              distance: str = "rms"):
+              distance: str = "rms", adam_eps: float = 1e-8):
     """Alternate ``critic_steps`` critic updates and one generator update, ``steps`` times.
 
     ``sample_real(n)`` and ``sample_z(n)`` draw batches. ``clip`` clips the critic's weights to
     ``[-clip, clip]`` after each update (the original WGAN). ``quadratic_in_generator`` puts GAN-QP's
     quadratic term into the generator's loss too -- the mistake chapter 8 shows. ``lr_generator``
     (default ``lr``) is the generator's learning rate; ``on_log(step)`` may return extra values to
-    log. ``distance`` is GAN-QP's per-sample distance (``"rms"`` or ``"mean_abs"``). A critic with
+    log. ``distance`` is GAN-QP's per-sample distance (``"rms"`` or ``"mean_abs"``); ``adam_eps`` is
+    both optimisers' epsilon (PyTorch's default 1e-8). A critic with
     an attribute ``binary = True`` (:class:`PairCritic`, ``kind="qp"`` only) is called on pairs:
     ``T(x_r, x_f)`` and ``T(x_f, x_r)``. Returns a :class:`tutorlib.train.History` with the ``critic`` and ``generator`` losses and
     ``grad_g``, the norm of the generator loss's gradient w.r.t. the generator's parameters. Stops with
@@ -189,7 +190,9 @@ def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sa
             t = critic(torch.cat([x_r, x_f]))
             return t[: x_r.shape[0]], t[x_r.shape[0]:]
         return critic(x_r), critic(x_f)
-    opt_g, opt_c = _adam(generator.parameters(), lr_generator, betas), _adam(critic.parameters(), lr, betas)
+    adam_eps = positive_float("adam_eps", adam_eps)
+    opt_g = _adam(generator.parameters(), lr_generator, betas, adam_eps)
+    opt_c = _adam(critic.parameters(), lr, betas, adam_eps)
     history, start = History(), 0
     parts = {"generator": generator, "critic": critic, "opt_g": opt_g, "opt_c": opt_c}
     path = Path(checkpoint) if checkpoint is not None else None
@@ -660,11 +663,12 @@ def check_same_parameters(model_a: torch.nn.Module, model_b: torch.nn.Module, la
     compare(label, a, b, atol=rtol * float(b.abs().max()), names=("parameters, run A", "parameters, run B"))
 
 
-def check_qp_critic_gap(theta, gap, lam: float = 10.0, far: float = 1.0, atol: float = 0.01,
-                        label: str = "GAN-QP critic at its two-point optimum") -> None:
+def check_qp_critic_gap(theta, gap, lam: float = 10.0, far: float = 1.0, atol: float = 0.01, steps=None,
+                        from_step: int = 0, label: str = "GAN-QP critic at its two-point optimum") -> None:
     """Chapter 8: in the delta chase (data at 0, the generator's point at ``theta``, 1-D, so
     ``d = |theta|``), the optimal critic's value gap ``T(0) - T(theta)`` is ``lam |theta|``. Compares
-    ``gap / (lam |theta|)`` with 1 (``atol``) at every logged step with ``|theta| > far``; raises
+    ``gap / (lam |theta|)`` with 1 (``atol``) at every logged step with ``|theta| > far`` (and, with
+    the logged ``steps`` given, ``step >= from_step``: the critic's warm-up is skipped); raises
     :class:`tutorlib.IdentityError` if the critic is off its optimum. It says nothing about the
     critic's *slope* at theta, which is the generator's gradient."""
     import numpy as np
@@ -676,8 +680,14 @@ def check_qp_critic_gap(theta, gap, lam: float = 10.0, far: float = 1.0, atol: f
         raise ValueError(f"theta and gap must be 1-D of the same length, got {theta.shape} and {gap.shape}")
     lam = positive_float("lam", lam)
     keep = np.abs(theta) > far
+    if steps is not None:
+        steps = np.asarray(steps)
+        if steps.shape != theta.shape:
+            raise ValueError(f"steps must have the shape of theta {theta.shape}, got {steps.shape}")
+        keep &= steps >= from_step
     if not keep.any():
-        raise ValueError(f"theta never satisfied |theta| > {far:g}")
-    compare(f"{label} (the {int(keep.sum())} logged steps with |theta| > {far:g})",
+        raise ValueError(f"theta never satisfied |theta| > {far:g} (from step {from_step})")
+    compare(f"{label} (the {int(keep.sum())} logged steps with |theta| > {far:g}"
+            + (f", from step {from_step}" if steps is not None else "") + ")",
             gap[keep] / (lam * np.abs(theta[keep])), np.ones(int(keep.sum())), atol=atol,
             names=("(T(0) - T(theta)) / (lam |theta|)", "1"))

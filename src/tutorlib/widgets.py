@@ -275,12 +275,12 @@ def draw_qp_lambda(ax, lam: float, separation: float = QP_PAIR[0], sigma: float 
                 label=r"generator's gradient on a fake at $x_f$")
     at = float(qp_gaussian_generator_gradient(s, s, sigma, lam))
     ax.set_xlim(0, xf[-1])
-    ax.set_ylim(1e-2, 2e3)
+    ax.set_ylim(1e-2, 1e5)  # room above the curves for the legend
     ax.set_xlabel(r"position of the fake sample $x_f$ (real sample at 0)")
     ax.set_ylabel("value (log scale)")
     ax.set_title(f"lambda = {lam:g}: Delta T*(0, {s:g}) = {float(qp_gaussian_critic(0.0, s, s, sigma, lam)):.3g}, "
                  f"gradient at x_f = {s:g}: {at:.3g}", fontsize=8)
-    ax.legend(loc="lower right", fontsize=6.5)
+    ax.legend(loc="upper left", fontsize=6.5, ncol=2)
     return ax
 
 
