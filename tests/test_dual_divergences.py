@@ -80,10 +80,10 @@ def test_kl_dual_equals_kl_and_is_infinite_off_support():
     assert dv.kl_discrete(q2, p2) == math.inf
 
 
-@pytest.mark.parametrize("kind", ["sgan", "wgan", "qp", "kl"])
+@pytest.mark.parametrize("kind", ["sgan", "wgan", "qp", "qp-unary", "kl"])
 def test_divergences_vanish_only_for_equal_distributions(kind):
     p, q, x = _random_pair(11)
-    lam = 2.0 if kind == "qp" else None
+    lam = 2.0 if kind in ("qp", "qp-unary") else None
     assert dv.dual_divergence(kind, p, p, x, lam=lam) == pytest.approx(0.0, abs=1e-9)
     assert dv.dual_divergence(kind, p, q, x, lam=lam) > 1e-4
 
@@ -101,7 +101,7 @@ def test_delta_divergences(d):
 
 
 def test_delta_divergences_of_equal_points_are_zero():
-    for kind, lam in [("sgan", None), ("wgan", None), ("qp", 1.0), ("kl", None)]:
+    for kind, lam in [("sgan", None), ("wgan", None), ("qp", 1.0), ("qp-unary", 1.0), ("kl", None)]:
         assert dv.delta_divergence(kind, 1.5, 1.5, lam=lam) == 0.0
 
 
@@ -120,6 +120,11 @@ def test_delta_divergences_of_equal_points_are_zero():
     (lambda: dv.delta_divergence("qp", 0.0, 1.0), "lam"),
     (lambda: dv.delta_divergence("wgan", [0.0, 1.0], [1.0]), "alpha and beta"),
     (lambda: dv.qp_divergence([0.5, 0.5], [0.5, 0.5], [0, 1], lam=0.0), "lam"),
+    (lambda: dv.dual_divergence("qp-unary", [0.5, 0.5], [0.5, 0.5], [0, 1]), "lam"),
+    (lambda: dv.qp_unary_optimum([0.5, 0.5], [0.5, 0.5], [1, 1], lam=1.0), "distinct"),
+    (lambda: dv.qp_bound_ratios(np.zeros((3, 3)), [0, 1], lam=1.0), "delta"),
+    (lambda: dv.gaussian_pair_js(float("nan"), 1.0), "separation"),
+    (lambda: dv.qp_gaussian_critic(0.0, 1.0, 2.0, 0.5, lam=-1.0), "lam"),
 ])
 def test_bad_arguments_raise_value_errors(call, word):
     with pytest.raises(ValueError, match=word):

@@ -226,3 +226,33 @@ def test_train_gan_interrupted_and_resumed_equals_an_uninterrupted_run(tmp_path)
                   checkpoint=ckpt, checkpoint_every=100)
     for a, b in zip(list(g1.parameters()) + list(c1.parameters()), list(g3.parameters()) + list(c3.parameters())):
         assert torch.equal(a, b)
+
+
+def test_scoring_real_and_fake_together_gives_the_same_training():
+    """train_gan scores real and fake samples in one call for a critic without batch norm; a critic
+    with batch norm is called twice (its batch statistics would mix real and fake otherwise)."""
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self, norm):
+            super().__init__()
+            self.net = gan.mlp(1, 1, hidden=8)
+            self.norm = torch.nn.BatchNorm1d(1) if norm else torch.nn.Identity()
+
+        def forward(self, x):
+            calls.append(x.shape[0])
+            return self.net(self.norm(x))
+
+    for norm, per_step in ((False, 2 + 1), (True, 2 * 2 + 2)):
+        calls.clear()
+        torch.manual_seed(0)
+        g, c = gan.mlp(1, 1, hidden=8), Counting(norm)
+        gan.train_gan(g, c, "qp", data.delta([2.0]), lambda n: torch.randn(n, 1), steps=4, batch_size=16,
+                      progress=False)
+        assert len(calls) == 4 * per_step
+    # the same numbers either way: a plain MLP critic called on the concatenation or twice
+    torch.manual_seed(1)
+    crit = gan.mlp(2, 1, hidden=8)
+    x_r, x_f = torch.randn(5, 2), torch.randn(5, 2)
+    t = crit(torch.cat([x_r, x_f]))
+    assert torch.allclose(t[:5], crit(x_r)) and torch.allclose(t[5:], crit(x_f))

@@ -384,8 +384,14 @@ def _sample_with(dist, shape, generator):
 # binary QP form T(x_i, x_j)) and the max over T is solved numerically by optimisation over that
 # table. The closed forms (JS, Wasserstein, the QP optimum) are separate functions, so tests and
 # chapters can compare the two.
+#
+# What each solver sees: the SGAN and KL objectives contain the probabilities p_i, q_i and nothing
+# else -- an unrestricted critic table has no notion of where the points are -- so their solvers
+# never use ``points`` (beyond checking them). The WGAN and QP objectives contain the distances
+# d(x_i, x_j): only they can tell near from far.
 
-DUAL_KINDS = ("sgan", "wgan", "qp", "kl")
+DUAL_KINDS = ("sgan", "wgan", "qp", "qp-unary", "kl")
+QP_KINDS = ("qp", "qp-unary")
 _T_BOUND = 60.0  # |T| <= 60 in the table solvers: e^-60 is far below float64 resolution of ln 2
 
 
@@ -432,12 +438,12 @@ def _check_inputs(p, q, points, lam, kind, distance):
     pts = _as_points(points)
     p = _as_prob("p", p, len(pts))
     q = _as_prob("q", q, len(pts))
-    if kind == "qp":
+    if kind in QP_KINDS:
         if lam is None:
-            raise ValueError("lam must be given (a number > 0) for kind='qp'")
+            raise ValueError(f"lam must be given (a number > 0) for kind={kind!r}")
         lam = positive_float("lam", lam)
     elif lam is not None:
-        raise ValueError(f"lam is only used by kind='qp', got lam={lam!r} for kind={kind!r}")
+        raise ValueError(f"lam is only used by kind='qp' and 'qp-unary', got lam={lam!r} for kind={kind!r}")
     d = _distance_matrix(pts, distance)
     off = ~np.eye(len(pts), dtype=bool)
     if (d[off] == 0).any():
@@ -524,6 +530,23 @@ def _qp_dual(p, q, d, lam):
     return value, flat.reshape(n, n) * scale
 
 
+def _qp_unary_dual(p, q, d, lam):
+    """The same objective with a unary critic, D_ij = t_i - t_j: max over the vector t (L-BFGS)."""
+    n = len(p)
+    w = np.outer(p, q)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d > 0, 1.0 / (2.0 * lam * np.where(d > 0, d, 1.0)), 0.0)
+
+    def objective(t):
+        delta = t[:, None] - t[None, :]
+        value = float((w * (delta - delta**2 * inv)).sum())
+        g = w * (1.0 - 2.0 * delta * inv)  # d value / d delta_ij
+        return value, g.sum(1) - g.sum(0)  # delta_ij = t_i - t_j
+
+    value, t = _maximise(objective, np.zeros(n))
+    return value, t - t[0]  # t is defined up to a constant
+
+
 def dual_divergence(kind: str, p, q, points, lam: float | None = None, distance=None,
                     return_critic: bool = False):
     """A divergence of discrete ``p`` and ``q`` on ``points``, from its dual (max over T) definition.
@@ -535,11 +558,17 @@ def dual_divergence(kind: str, p, q, points, lam: float | None = None, distance=
     - ``"wgan"``: ``max E_p[T] - E_q[T]`` over ``|T(x) - T(y)| <= d(x, y)`` (Wasserstein-1; a linear programme);
     - ``"qp"``: ``max E_{x_r~p, x_f~q}[D - D^2 / (2 lam d(x_r, x_f))]``, ``D = T(x_r, x_f) - T(x_f, x_r)``
       over the binary table T (GAN-QP);
+    - ``"qp-unary"``: the same objective with ``D = T(x_r) - T(x_f)``, the unary critic GAN-QP
+      uses in practice -- a restriction, so its value is at most that of ``"qp"``;
     - ``"kl"``: f-GAN's ``max_T E_p[T] - E_q[e^{T-1}]`` (KL(p || q); ``inf`` when unbounded).
 
     ``p``, ``q``: probabilities (1-D, non-negative, summing to 1), one per point; ``points``: (n,) or
-    (n, d) distinct points; ``lam`` (> 0) for ``"qp"`` only; ``distance``: ``None``/``"l2"``,
-    ``"l1"`` or a callable. With ``return_critic=True`` returns ``(value, T)``.
+    (n, d) distinct points; ``lam`` (> 0) for ``"qp"`` and ``"qp-unary"`` only; ``distance``:
+    ``None``/``"l2"``, ``"l1"`` or a callable. With ``return_critic=True`` returns ``(value, T)``:
+    T is a vector (one value per point), or the (n, n) table T(x_i, x_j) for ``"qp"``.
+
+    ``"sgan"`` and ``"kl"`` never use ``points`` or ``distance``: their objectives contain only the
+    probabilities, so they cannot depend on where the points are.
     """
     p, q, pts, lam, d = _check_inputs(p, q, points, lam, kind, distance)
     if kind == "sgan":
@@ -548,6 +577,8 @@ def dual_divergence(kind: str, p, q, points, lam: float | None = None, distance=
         value, t = _kl_dual(p, q)
     elif kind == "wgan":
         value, t = _wgan_dual(p, q, d)
+    elif kind == "qp-unary":
+        value, t = _qp_unary_dual(p, q, d, lam)
     else:
         value, t = _qp_dual(p, q, d, lam)
     return (value, t) if return_critic else value
@@ -557,8 +588,11 @@ def delta_divergence(kind: str, alpha, beta, lam: float | None = None, distance=
     """The dual divergence of ``p = delta(x - alpha)`` and ``q = delta(x - beta)``, solved numerically.
 
     Expected values: ``ln 2`` for ``"sgan"`` whenever ``alpha != beta`` (constant: zero gradient),
-    ``d(alpha, beta)`` for ``"wgan"``, ``lam * d(alpha, beta) / 2`` for ``"qp"``, ``inf`` for ``"kl"``;
-    0 for every kind when ``alpha == beta``.
+    ``d(alpha, beta)`` for ``"wgan"``, ``lam * d(alpha, beta) / 2`` for ``"qp"`` and ``"qp-unary"``
+    (on two points the unary critic loses nothing), ``inf`` for ``"kl"``; 0 for every kind when
+    ``alpha == beta``. For ``"sgan"`` and ``"kl"`` the solver is handed the probabilities (1, 0) and
+    (0, 1) only -- not the points -- so the result cannot depend on the distance: an illustration
+    of the objective's structure, not a test of it.
     """
     one_of("kind", kind, DUAL_KINDS)
     a = np.atleast_1d(np.asarray(alpha, dtype=np.float64))
@@ -635,3 +669,255 @@ def qp_divergence(p, q, points, lam: float, distance=None) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(den > 0, d * num**2 / np.where(den > 0, den, 1.0), 0.0)
     return float(lam / 4.0 * terms.sum())
+
+
+def qp_unary_optimum(p, q, points, lam: float, distance=None):
+    """The QP objective's maximum over *unary* critics ``D_ij = t_i - t_j``, by linear algebra.
+
+    The objective is ``(p - q) . t - t' L t`` with ``L`` the graph Laplacian of the symmetric
+    weights ``S_ij = (p_i q_j + p_j q_i) / (2 lam d_ij)``, so the maximiser solves ``2 L t = p - q``
+    and the value is ``(p - q) . t / 2``. Returns ``(value, t)`` with ``t[0] = 0`` (``t`` is
+    defined up to a constant). Independent of the L-BFGS solver of ``dual_divergence("qp-unary")``.
+    """
+    lam = positive_float("lam", lam)
+    pts = _as_points(points)
+    p, q = _as_prob("p", p, len(pts)), _as_prob("q", q, len(pts))
+    d = _distance_matrix(pts, distance)
+    off = ~np.eye(len(pts), dtype=bool)
+    if (d[off] == 0).any():
+        raise ValueError("points must be distinct: two of them are at distance 0")
+    w = np.outer(p, q)
+    s = np.zeros_like(d)
+    s[off] = (w + w.T)[off] / (2.0 * lam * d[off])
+    laplacian = np.diag(s.sum(1)) - s
+    t = np.linalg.lstsq(2.0 * laplacian, p - q, rcond=None)[0]
+    t = t - t[0]
+    return float((p - q) @ t / 2.0), t
+
+
+# --- two Gaussians of width sigma (chapter 7's distance slider, chapter 8's lambda slider) --------
+#
+# p = N(0, sigma^2) and q = N(s, sigma^2) on the real line: the deltas of the two-deltas test,
+# smoothed, so that the supports overlap and the divergences are finite and smooth in s.
+
+def _pair_args(separation, sigma):
+    return finite_float("separation", separation), positive_float("sigma", sigma)
+
+
+def _normal_logpdf(x, mean, sigma):
+    return -0.5 * ((x - mean) / sigma) ** 2 - math.log(sigma * math.sqrt(2.0 * math.pi))
+
+
+def gaussian_pair_grid(separation, sigma, per_sigma: int = 40, tails: float = 12.0):
+    """An even grid covering both Gaussians to ``tails`` standard deviations, ``per_sigma`` points
+    per ``sigma``: ``(x, dx)``. Sums over it integrate these smooth, fast-decaying densities to
+    near machine precision."""
+    s, sigma = _pair_args(separation, sigma)
+    per_sigma = int(per_sigma)
+    lo, hi = min(0.0, s) - tails * sigma, max(0.0, s) + tails * sigma
+    n = int(math.ceil((hi - lo) / sigma * per_sigma)) + 1
+    x = np.linspace(lo, hi, n)
+    return x, x[1] - x[0]
+
+
+def gaussian_pair_js(separation, sigma) -> float:
+    """``JS(N(0, sigma^2), N(s, sigma^2))`` in nats, by quadrature of
+    ``1/2 p ln(2p / (p + q)) + 1/2 q ln(2q / (p + q))``; tends to ``ln 2`` as ``|s| / sigma`` grows."""
+    s, sigma = _pair_args(separation, sigma)
+    x, dx = gaussian_pair_grid(s, sigma)
+    lp, lq = _normal_logpdf(x, 0.0, sigma), _normal_logpdf(x, s, sigma)
+    lm = np.logaddexp(lp, lq) - math.log(2.0)
+    integrand = 0.5 * np.exp(lp) * (lp - lm) + 0.5 * np.exp(lq) * (lq - lm)
+    return float(integrand.sum() * dx)
+
+
+def js_sample_gradient(x, separation, sigma):
+    """The gradient that JS gives a fake sample at ``x``: ``d/dx`` of its minimax-SGAN loss
+    ``1/2 ln(1 - D*(x))`` at the optimal critic ``D* = p / (p + q)``, for ``p = N(0, sigma^2)``,
+    ``q = N(s, sigma^2)``. In closed form ``D*(x) s / (2 sigma^2)``: it vanishes like
+    ``exp(-s^2 / (2 sigma^2))`` at the fake samples as the Gaussians separate."""
+    s, sigma = _pair_args(separation, sigma)
+    x = np.asarray(x, dtype=np.float64)
+    log_ratio = _normal_logpdf(x, 0.0, sigma) - _normal_logpdf(x, s, sigma)  # ln p/q
+    from scipy.special import expit
+
+    return expit(log_ratio) * s / (2.0 * sigma**2)
+
+
+def mean_sample_gradient(gradient: Callable, separation, sigma) -> float:
+    """``E_{x ~ q}[gradient(x, s, sigma)]`` by quadrature, ``q = N(s, sigma^2)``: the mean gradient
+    on the fake samples. By the envelope theorem it is ``d JS / d s`` for :func:`js_sample_gradient`."""
+    s, sigma = _pair_args(separation, sigma)
+    x, dx = gaussian_pair_grid(s, sigma)
+    return float((np.exp(_normal_logpdf(x, s, sigma)) * gradient(x, s, sigma)).sum() * dx)
+
+
+def check_js_gradient(separation, sigma, gradient: Callable | None = None, h: float = 1e-3,
+                      atol: float = 1e-9) -> None:
+    """Chapter 7: ``d JS / d s`` (a fourth-order central difference of :func:`gaussian_pair_js`)
+    against the mean over the fake samples of the per-sample gradient (default
+    :func:`js_sample_gradient`). The two are computed independently: one differentiates the value,
+    the other uses only the optimal critic. Raises :class:`tutorlib.IdentityError` if they differ by
+    more than ``atol`` (difference error ~ h^4 and quadrature error, both < 1e-10 here)."""
+    from tutorlib.checks import compare
+
+    s, sigma = _pair_args(separation, sigma)
+    gradient = js_sample_gradient if gradient is None else gradient
+    f = lambda v: gaussian_pair_js(v, sigma)  # noqa: E731
+    fd = (-f(s + 2 * h) + 8 * f(s + h) - 8 * f(s - h) + f(s - 2 * h)) / (12 * h)
+    compare(f"d JS / d s at s = {s:g}, sigma = {sigma:g}", fd, mean_sample_gradient(gradient, s, sigma),
+            atol=atol, names=("difference of JS values", "mean gradient on fake samples"))
+
+
+def qp_gaussian_critic(x_real, x_fake, separation, sigma, lam: float):
+    """The optimal binary critic ``Delta T*(x_r, x_f) = lam |x_r - x_f| (p_r q_f - p_f q_r) / (p_r q_f + p_f q_r)``
+    for ``p = N(0, sigma^2)``, ``q = N(s, sigma^2)``, written stably as ``lam d tanh(u / 2)`` with
+    ``u = ln(p_r q_f / (p_f q_r))``. Broadcasts ``x_real`` against ``x_fake``."""
+    s, sigma = _pair_args(separation, sigma)
+    lam = positive_float("lam", lam)
+    xr, xf = np.broadcast_arrays(np.asarray(x_real, np.float64), np.asarray(x_fake, np.float64))
+    u = (_normal_logpdf(xr, 0.0, sigma) + _normal_logpdf(xf, s, sigma)
+         - _normal_logpdf(xf, 0.0, sigma) - _normal_logpdf(xr, s, sigma))
+    return lam * np.abs(xr - xf) * np.tanh(u / 2.0)
+
+
+def qp_gaussian_generator_gradient(x_fake, separation, sigma, lam: float):
+    """The gradient the optimal binary critic gives a fake sample at ``x_f``: ``d/dx_f`` of the
+    generator's loss ``E_{x_r ~ p}[Delta T*(x_r, x_f)]`` (quadrature over ``x_r``, the derivative in
+    closed form). Exactly ``lam`` times its value at ``lam = 1``."""
+    s, sigma = _pair_args(separation, sigma)
+    lam = positive_float("lam", lam)
+    xr, dx = gaussian_pair_grid(s, sigma)
+    weight = np.exp(_normal_logpdf(xr, 0.0, sigma)) * dx
+    xf = np.atleast_1d(np.asarray(x_fake, np.float64))[:, None]
+    diff = xf - xr[None, :]
+    u = (_normal_logpdf(xr, 0.0, sigma) + _normal_logpdf(xf, s, sigma)
+         - _normal_logpdf(xf, 0.0, sigma) - _normal_logpdf(xr, s, sigma))
+    du = s / sigma**2  # d u / d x_f for two Gaussians of equal width
+    th = np.tanh(u / 2.0)
+    d_delta = lam * (np.sign(diff) * th + np.abs(diff) * (1.0 - th**2) * du / 2.0)
+    out = (d_delta * weight).sum(1)
+    return out if np.ndim(x_fake) else float(out[0])
+
+
+# --- the checks chapters 7 and 8 run (each raises tutorlib.IdentityError; tests break them) ---------
+
+def _weights(p, q):
+    return np.outer(p, q) + np.outer(q, p)
+
+
+def check_sgan_optimum(p, q, value, critic, label: str = "SGAN", atol_value: float = 1e-9,
+                       atol_critic: float = 1e-6) -> None:
+    """Chapter 7: a solved SGAN dual against the closed forms -- its value against JS (``atol_value``)
+    and ``sigmoid(T*)`` against ``p / (p + q)`` where both are positive (``atol_critic``)."""
+    from scipy.special import expit
+
+    from tutorlib.checks import compare
+
+    p, q = _as_prob("p", p), _as_prob("q", q, len(_as_prob("p", p)))
+    critic = np.asarray(critic, dtype=np.float64)
+    compare(f"{label}: value", value, js_divergence(p, q), atol=atol_value, names=("max over T", "JS closed form"))
+    both = (p > 0) & (q > 0)
+    compare(f"{label}: optimal critic", expit(critic[both]), (p / (p + q))[both], atol=atol_critic,
+            names=("sigmoid(T*)", "p/(p+q)"))
+
+
+def check_qp_optimum(p, q, points, lam: float, value, critic, label: str = "QP", rtol_value: float = 1e-9,
+                     atol_critic: float = 1e-6, min_weight: float = 1e-3, distance=None) -> None:
+    """Chapter 8: a solved binary QP critic table ``critic[i, j] = T(x_i, x_j)`` against the closed
+    forms: the value against :func:`qp_divergence` (``rtol_value``), and ``Delta = T - T'`` against
+    :func:`qp_optimal_critic` on the pairs whose weight ``p_i q_j + p_j q_i`` is at least
+    ``min_weight`` (``atol_critic * lam``; pairs with almost no weight barely constrain the solver)."""
+    from tutorlib.checks import compare
+
+    critic = np.asarray(critic, dtype=np.float64)
+    delta = critic - critic.T
+    compare(f"{label}: value", value, qp_divergence(p, q, points, lam, distance), rtol=rtol_value,
+            names=("max over T", "(lam/4) * double sum"))
+    heavy = _weights(_as_prob("p", p), _as_prob("q", q)) >= min_weight
+    compare(f"{label}: optimal critic on the {int(heavy.sum())} pairs with weight >= {min_weight:g}",
+            delta[heavy], qp_optimal_critic(p, q, points, lam, distance)[heavy], atol=atol_critic * lam,
+            names=("solver", "formula"))
+
+
+def qp_bound_ratios(delta, points, lam: float, distance=None):
+    """``|Delta_ij| / (lam d_ij)`` for every pair ``i != j`` (an (n, n) array with 0 on the diagonal)."""
+    lam = positive_float("lam", lam)
+    pts = _as_points(points)
+    d = _distance_matrix(pts, distance)
+    delta = np.asarray(delta, dtype=np.float64)
+    if delta.shape != d.shape:
+        raise ValueError(f"delta must have shape {d.shape} (one value per ordered pair), got {delta.shape}")
+    off = ~np.eye(len(pts), dtype=bool)
+    ratio = np.zeros_like(d)
+    ratio[off] = np.abs(delta[off]) / (lam * d[off])
+    return ratio
+
+
+def check_qp_bound(delta, points, lam: float, label: str = "|Delta T| <= lam d", tol: float = 1e-9,
+                   distance=None) -> float:
+    """Chapter 8: raise unless ``|Delta_ij| <= lam d_ij (1 + tol)`` on every pair; print and return
+    the largest ratio ``|Delta_ij| / (lam d_ij)``."""
+    from tutorlib.checks import IdentityError
+
+    worst = float(qp_bound_ratios(delta, points, lam, distance).max())
+    ok = worst <= 1.0 + tol
+    print(f"{'✓' if ok else '✗'} {label}\n    largest |Delta T| / (lam d) = {worst:.9f} "
+          f"{'<=' if ok else '>'} 1 + {tol:.0e}")
+    if not ok:
+        raise IdentityError(f"{label}: |Delta T| / (lam d) reaches {worst:.6f} > 1 + {tol:g}")
+    return worst
+
+
+def check_qp_generator_value(p, q, points, lam: float, delta, label: str = "E[Delta T*] = 2 D",
+                             rtol: float = 1e-9, value=None, distance=None) -> None:
+    """Chapter 8: the generator's loss at the optimal critic, ``E_{x_r~p, x_f~q}[Delta T*] =
+    sum_ij p_i q_j Delta_ij`` from a solved table, against twice the closed-form QP value -- or,
+    with ``value`` given, against twice that value (for a restricted family of critics, such as
+    the unary one, whose optimum obeys the same scaling identity with its own value)."""
+    from tutorlib.checks import compare
+
+    p = _as_prob("p", p)
+    q = _as_prob("q", q, len(p))
+    delta = np.asarray(delta, dtype=np.float64)
+    if value is None:
+        reference, name = qp_divergence(p, q, points, lam, distance), "2 x closed-form D"
+    else:
+        reference, name = float(value), "2 x the value"
+    compare(label, float((np.outer(p, q) * delta).sum()), 2.0 * reference, rtol=rtol,
+            names=("sum p_i q_j Delta_ij (solver)", name))
+
+
+def check_unary_restriction(p, q, points, lam: float, unary_value, unary_critic, binary_value,
+                            label: str = "unary critic", atol: float = 1e-9, atol_critic: float = 1e-7,
+                            min_weight: float = 1e-2, distance=None) -> dict:
+    """Chapter 8: what the unary critic ``D_ij = t_i - t_j`` costs. Checks that the L-BFGS solution
+    (``unary_value``, ``unary_critic`` = t) agrees with the exact linear solve
+    :func:`qp_unary_optimum` (values within ``atol``; the differences ``t_i - t_j`` within
+    ``atol_critic * lam``, L-BFGS's accuracy on the flat directions of the objective), that the
+    restriction lowers the value below the binary optimum ``binary_value`` by more than ``atol``,
+    and that it breaks ``|D| <= lam d`` on a pair with weight ``p_i q_j + p_j q_i >= min_weight``.
+    Raises :class:`tutorlib.IdentityError` otherwise; returns the numbers it printed."""
+    from tutorlib.checks import IdentityError, compare
+
+    p = _as_prob("p", p)
+    q = _as_prob("q", q, len(p))
+    exact_value, exact_t = qp_unary_optimum(p, q, points, lam, distance)
+    t = np.asarray(unary_critic, dtype=np.float64)
+    compare(f"{label}: value", unary_value, exact_value, atol=atol, names=("L-BFGS", "linear solve 2Lt = p - q"))
+    compare(f"{label}: critic differences t_i - t_j", t[:, None] - t[None, :],
+            exact_t[:, None] - exact_t[None, :], atol=atol_critic * lam, names=("L-BFGS", "linear solve"))
+    lost = float(binary_value) - float(unary_value)
+    ratio = qp_bound_ratios(t[:, None] - t[None, :], points, lam, distance)
+    heavy = _weights(p, q) >= min_weight
+    worst_heavy = float(ratio[heavy].max()) if heavy.any() else 0.0
+    print(f"    binary optimum {float(binary_value):.6f}, unary optimum {float(unary_value):.6f}: "
+          f"the restriction loses {lost:.6f}\n"
+          f"    largest |t_i - t_j| / (lam d): {ratio.max():.3f} over all pairs, "
+          f"{worst_heavy:.3f} over the {int(heavy.sum())} pairs with weight >= {min_weight:g}")
+    if not lost > atol:
+        raise IdentityError(f"{label}: the unary optimum {unary_value} is not below the binary one {binary_value}")
+    if not worst_heavy > 1.0 + 1e-6:
+        raise IdentityError(f"{label}: the unary optimum keeps |D| <= lam d on the weighted pairs "
+                            f"(largest ratio {worst_heavy:.6f})")
+    return {"lost": lost, "worst": float(ratio.max()), "worst_heavy": worst_heavy}

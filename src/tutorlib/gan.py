@@ -7,10 +7,14 @@ Losses, with ``t_real = T(x_r)`` and ``t_fake = T(x_f)`` the critic's scores on 
   ``E[ln(1 - sigmoid T(x_f))]`` whose gradient vanishes when the critic wins).
 - ``"wgan-gp"``: critic ``E[T(x_f)] - E[T(x_r)] + lam * E[(||grad T(x_hat)|| - 1)^2]`` on random
   interpolates ``x_hat``; generator ``-E[T(x_f)]``.
-- ``"qp"``: GAN-QP as in Su's code. With ``D = T(x_r) - T(x_f)`` and ``d`` the per-sample RMS L2
-  distance between the paired real and fake samples, critic ``E[-D + D^2 / (2 lam d)]``; generator
-  ``E[T(x_r) - T(x_f)]`` -- without the quadratic term. For the binary form pass
-  ``t_real = T(x_r, x_f)`` and ``t_fake = T(x_f, x_r)``: the formulas are the same.
+- ``"qp"``: GAN-QP as in Su's code. With ``D = T(x_r) - T(x_f)`` and ``d`` a per-sample distance
+  between the paired real and fake samples, critic ``E[-D + D^2 / (2 lam d)]``; generator
+  ``E[T(x_r) - T(x_f)]`` -- without the quadratic term. ``distance="rms"`` (the default) is
+  ``sqrt(mean (x_r - x_f)^2)``, as in Su's ``128/gan_qp_l2.py``; ``distance="mean_abs"`` is
+  ``mean |x_r - x_f|``, as in his ``128/gan_gp_l1.py`` (GAN-QP despite the name), ``256/gan_qp_l1.py``
+  and ``512/gan_qp_l1.py`` (github.com/bojone/gan-qp; each writes ``d_norm = 10 * d``, i.e. lam = 10).
+  For the binary form pass ``t_real = T(x_r, x_f)`` and ``t_fake = T(x_f, x_r)``: the formulas are
+  the same (``train_gan`` does this for a critic with ``binary = True``, e.g. :class:`PairCritic`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch.nn.functional as F
 from tutorlib._validate import one_of, positive_float, positive_int
 
 KINDS = ("sgan", "wgan-gp", "qp")
+DISTANCES = ("rms", "mean_abs")
 
 
 def _scores(name: str, t) -> torch.Tensor:
@@ -52,6 +57,19 @@ def rms_distance(x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
     return (x_real - x_fake).pow(2).flatten(1).mean(1).sqrt()
 
 
+def mean_abs_distance(x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean absolute difference ``mean_features |x_r - x_f|``, shape (batch,): the
+    distance of Su's L1 scripts (``d_norm = 10 * K.mean(K.abs(x_real - x_fake), axis=[1, 2, 3])``)."""
+    rms_distance(x_real, x_fake)  # validates the shapes
+    return (x_real - x_fake).abs().flatten(1).mean(1)
+
+
+def pair_distance(x_real: torch.Tensor, x_fake: torch.Tensor, distance: str = "rms") -> torch.Tensor:
+    """GAN-QP's per-sample distance ``d(x_r, x_f)``: ``"rms"`` or ``"mean_abs"``."""
+    one_of("distance", distance, DISTANCES)
+    return rms_distance(x_real, x_fake) if distance == "rms" else mean_abs_distance(x_real, x_fake)
+
+
 def gradient_penalty(critic: Callable, x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
     """WGAN-GP's ``E[(||grad_x T(x_hat)|| - 1)^2]`` at ``x_hat = e x_r + (1 - e) x_f``, ``e ~ U(0, 1)``."""
     rms_distance(x_real, x_fake)  # validates the shapes
@@ -62,16 +80,18 @@ def gradient_penalty(critic: Callable, x_real: torch.Tensor, x_fake: torch.Tenso
 
 
 def critic_loss(kind: str, t_real, t_fake, x_real=None, x_fake=None, lam: float = 10.0,
-                critic: Callable | None = None) -> torch.Tensor:
-    """The critic's (discriminator's) loss, to be minimised; see the module docstring."""
+                critic: Callable | None = None, distance: str = "rms") -> torch.Tensor:
+    """The critic's (discriminator's) loss, to be minimised; see the module docstring.
+    ``distance`` (``"rms"`` or ``"mean_abs"``) is GAN-QP's ``d``; the other kinds ignore it."""
     one_of("kind", kind, KINDS)
+    one_of("distance", distance, DISTANCES)
     t_real, t_fake = _pair(t_real, t_fake)
     if kind == "sgan":
         return F.softplus(-t_real).mean() + F.softplus(t_fake).mean()
     lam = positive_float("lam", lam)
     if x_real is None or x_fake is None:
         raise ValueError(f"x_real and x_fake are needed for kind={kind!r}")
-    d = rms_distance(x_real, x_fake)
+    d = pair_distance(x_real, x_fake, distance)
     if kind == "wgan-gp":
         if critic is None or not callable(critic):
             raise ValueError("critic (the critic network) is needed for kind='wgan-gp'")
@@ -107,20 +127,34 @@ def mlp(in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, spectral: b
     return torch.nn.Sequential(*layers)
 
 
+def _adam(params, lr: float, betas, eps: float = 1e-8) -> torch.optim.Adam:
+    """Adam, with PyTorch's fused implementation where this PyTorch has it (the same update,
+    about a quarter faster for the small networks of chapters 7 and 8 on a CPU)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+
+
 def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sample_real: Callable[[int], torch.Tensor],
               sample_z: Callable[[int], torch.Tensor], steps: int, batch_size: int = 256, critic_steps: int = 2,
               lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), lam: float = 10.0,
               quadratic_in_generator: bool = False, saturating: bool = False, clip: float | None = None,
               log_every: int = 10, desc: str | None = None, progress: bool | None = None,
               checkpoint: str | Path | None = None, checkpoint_every: int = 500,
-              lr_generator: float | None = None, on_log: Callable[[int], dict] | None = None):
+              lr_generator: float | None = None, on_log: Callable[[int], dict] | None = None,
+              distance: str = "rms", adam_eps: float = 1e-8):
     """Alternate ``critic_steps`` critic updates and one generator update, ``steps`` times.
 
     ``sample_real(n)`` and ``sample_z(n)`` draw batches. ``clip`` clips the critic's weights to
     ``[-clip, clip]`` after each update (the original WGAN). ``quadratic_in_generator`` puts GAN-QP's
     quadratic term into the generator's loss too -- the mistake chapter 8 shows. ``lr_generator``
     (default ``lr``) is the generator's learning rate; ``on_log(step)`` may return extra values to
-    log. Returns a :class:`tutorlib.train.History` with the ``critic`` and ``generator`` losses and
+    log. ``distance`` is GAN-QP's per-sample distance (``"rms"`` or ``"mean_abs"``); ``adam_eps`` is
+    both optimisers' epsilon (PyTorch's default 1e-8). A critic with
+    an attribute ``binary = True`` (:class:`PairCritic`, ``kind="qp"`` only) is called on pairs:
+    ``T(x_r, x_f)`` and ``T(x_f, x_r)``. Returns a :class:`tutorlib.train.History` with the ``critic`` and ``generator`` losses and
     ``grad_g``, the norm of the generator loss's gradient w.r.t. the generator's parameters. Stops with
     :class:`tutorlib.train.NonFiniteLossError` at the first NaN/inf loss; with ``checkpoint`` set,
     saves both networks, both optimisers and the random state every ``checkpoint_every`` steps, at
@@ -142,8 +176,24 @@ def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sa
         clip = positive_float("clip", clip)
     if quadratic_in_generator and kind != "qp":
         raise ValueError("quadratic_in_generator only applies to kind='qp'")
-    opt_g = torch.optim.Adam(generator.parameters(), lr=lr_generator, betas=betas)
-    opt_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+    one_of("distance", distance, DISTANCES)
+    binary = bool(getattr(critic, "binary", False))
+    if binary and kind != "qp":
+        raise ValueError(f"a binary critic T(x_r, x_f) only applies to kind='qp', got kind={kind!r}")
+
+    # a critic without batch statistics scores real and fake samples in one call (same numbers, fewer calls)
+    together = not binary and not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in critic.modules())
+
+    def scores(x_r, x_f):
+        if binary:
+            return critic(x_r, x_f), critic(x_f, x_r)
+        if together and x_r.shape == x_f.shape:
+            t = critic(torch.cat([x_r, x_f]))
+            return t[: x_r.shape[0]], t[x_r.shape[0]:]
+        return critic(x_r), critic(x_f)
+    adam_eps = positive_float("adam_eps", adam_eps)
+    opt_g = _adam(generator.parameters(), lr_generator, betas, adam_eps)
+    opt_c = _adam(critic.parameters(), lr, betas, adam_eps)
     history, start = History(), 0
     parts = {"generator": generator, "critic": critic, "opt_g": opt_g, "opt_c": opt_c}
     path = Path(checkpoint) if checkpoint is not None else None
@@ -167,7 +217,7 @@ def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sa
                 x_r = sample_real(batch_size)
                 with torch.no_grad():
                     x_f = generator(sample_z(batch_size))
-                loss_c = critic_loss(kind, critic(x_r), critic(x_f), x_r, x_f, lam=lam, critic=critic)
+                loss_c = critic_loss(kind, *scores(x_r, x_f), x_r, x_f, lam=lam, critic=critic, distance=distance)
                 check(loss_c, "critic", step)
                 opt_c.zero_grad(set_to_none=True)
                 loss_c.backward()
@@ -179,11 +229,12 @@ def train_gan(generator: torch.nn.Module, critic: torch.nn.Module, kind: str, sa
                             prm.clamp_(-clip, clip)
             x_r = sample_real(batch_size)
             x_f = generator(sample_z(batch_size))
-            t_r, t_f = critic(x_r), critic(x_f)
+            t_r, t_f = scores(x_r, x_f)
             loss_g = generator_loss(kind, t_r, t_f, saturating=saturating)
             if quadratic_in_generator:
                 delta = (t_r - t_f).flatten()
-                loss_g = loss_g - (delta.pow(2) / (2.0 * lam * rms_distance(x_r, x_f).clamp_min(1e-12))).mean()
+                d = pair_distance(x_r, x_f, distance).clamp_min(1e-12)
+                loss_g = loss_g - (delta.pow(2) / (2.0 * lam * d)).mean()
             check(loss_g, "generator", step)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -251,8 +302,9 @@ def feature_statistics(features: torch.Tensor):
     return f.mean(0), np.cov(f, rowvar=False)
 
 
-__all__ = ["KINDS", "critic_loss", "frechet_distance", "feature_statistics", "generator_loss", "gradient_penalty",
-           "mlp", "mode_coverage", "rms_distance", "train_gan"]
+__all__ = ["DISTANCES", "KINDS", "critic_loss", "frechet_distance", "feature_statistics", "generator_loss",
+           "gradient_penalty", "mean_abs_distance", "mlp", "mode_coverage", "pair_distance", "rms_distance",
+           "train_gan"]
 
 
 class PointGenerator(torch.nn.Module):
@@ -634,7 +686,10 @@ class OutputScale(torch.nn.Module):
 
 class PairCritic(torch.nn.Module):
     """GAN-QP's binary critic ``T(x_r, x_f)``: an MLP on the concatenated pair. For the losses pass
-    ``t_real = critic(x_r, x_f)`` and ``t_fake = critic(x_f, x_r)``."""
+    ``t_real = critic(x_r, x_f)`` and ``t_fake = critic(x_f, x_r)`` (``train_gan`` does, because
+    ``binary`` is True)."""
+
+    binary = True
 
     def __init__(self, dim: int, hidden: int = 64, depth: int = 2) -> None:
         super().__init__()
@@ -645,3 +700,174 @@ class PairCritic(torch.nn.Module):
         if x.shape != y.shape or x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x and y must both have shape (batch, {self.dim}), got {tuple(x.shape)} and {tuple(y.shape)}")
         return self.net(torch.cat([x, y], dim=1))[:, 0]
+
+
+# --- chapter 7: checking a critic's Lipschitz constant, timing the three constraints -------------
+
+def spectral_bound(critic: torch.nn.Module) -> float:
+    """The product over the critic's ``Linear`` layers of the exact largest singular value of the
+    weight each layer actually uses (for spectral normalisation: ``W / sigma_est``, ``sigma_est``
+    from the layer's power iteration). With 1-Lipschitz activations (ReLU) it bounds the critic's
+    Lipschitz constant -- often loosely, since the top singular directions of successive layers
+    need not line up."""
+    layers = [m for m in critic.modules() if isinstance(m, torch.nn.Linear)]
+    if not layers:
+        raise ValueError("critic has no torch.nn.Linear layers")
+    bound = 1.0
+    with torch.no_grad():
+        for layer in layers:
+            bound *= float(torch.linalg.matrix_norm(layer.weight.double(), ord=2))
+    return bound
+
+
+def check_lipschitz_bound(critic: torch.nn.Module, grid: torch.Tensor, bound: float = 1.0, tol: float = 1e-3,
+                          label: str = "spectral normalisation") -> dict:
+    """Chapter 7: raise :class:`tutorlib.IdentityError` unless a 1-D ReLU critic keeps its promise
+    ``||T||_L <= bound``. Three numbers, computed independently: the largest slope on ``grid``
+    (:func:`lipschitz_on_grid`), the product of the layers' exact spectral norms
+    (:func:`spectral_bound`), and ``bound``. Checks ``slope <= product`` (a theorem; a tolerance of
+    1e-5 relative for float32) and ``product <= bound (1 + tol)`` (``tol`` is the room left to the
+    power iteration's estimate of each layer's singular value). Returns the numbers."""
+    from tutorlib.checks import IdentityError
+
+    bound = positive_float("bound", bound)
+    tol = positive_float("tol", tol, allow_zero=True)
+    critic.eval()
+    slope, product = lipschitz_on_grid(critic, grid), spectral_bound(critic)
+    ok_theorem = slope <= product * (1 + 1e-5)
+    ok_promise = product <= bound * (1 + tol)
+    print(f"{'✓' if ok_theorem and ok_promise else '✗'} {label}: measured Lipschitz constant <= {bound:g}\n"
+          f"    largest slope on the grid {slope:.6f} {'<=' if ok_theorem else '>'} product of the layers' "
+          f"spectral norms {product:.6f} {'<=' if ok_promise else '>'} {bound:g} x (1 + {tol:.0e})")
+    if not ok_theorem:
+        raise IdentityError(f"{label}: the slope {slope:.6f} exceeds the product of spectral norms {product:.6f}")
+    if not ok_promise:
+        raise IdentityError(f"{label}: the product of spectral norms {product:.6f} exceeds {bound:g} x (1 + {tol:g})")
+    return {"slope": slope, "product": product}
+
+
+def time_critic_steps(sample_p: Callable[[int], torch.Tensor], sample_q: Callable[[int], torch.Tensor],
+                      methods=LIPSCHITZ_METHODS, steps: int = 100, rounds: int = 3, **kwargs) -> dict:
+    """CPU milliseconds per training step of :func:`fit_wasserstein_critic` for each method, measured
+    fairly: one untimed warm-up run of every method first (the first run in a process pays one-off
+    costs), then ``rounds`` rounds that time each method in a rotated order, with the process's CPU
+    clock (not the wall clock, which other processes disturb). Returns ``{method: [ms per round]}``
+    and, under ``"_order"``, the methods from fastest to slowest in each round."""
+    import time
+
+    methods = [one_of("method", m, LIPSCHITZ_METHODS) for m in methods]
+    steps, rounds = positive_int("steps", steps), positive_int("rounds", rounds)
+    for m in methods:  # warm-up, untimed
+        fit_wasserstein_critic(sample_p, sample_q, m, steps=5, **kwargs)
+    times = {m: [] for m in methods}
+    for r in range(rounds):
+        for m in methods[r % len(methods):] + methods[:r % len(methods)]:
+            start = time.process_time()
+            fit_wasserstein_critic(sample_p, sample_q, m, steps=steps, **kwargs)
+            times[m].append((time.process_time() - start) / steps * 1e3)
+    times["_order"] = [sorted(methods, key=lambda m: times[m][r]) for r in range(rounds)]
+    return times
+
+
+# --- chapter 8: the delta chase ---------------------------------------------------------------------
+
+def critic_slope(critic: Callable, x) -> float:
+    """``dT/dx`` of a 1-D critic at the point ``x`` (by autograd)."""
+    point = torch.tensor([[float(x)]], requires_grad=True)
+    (grad,) = torch.autograd.grad(critic(point).sum(), point)
+    return float(grad)
+
+
+def wgan_gp_stuck_slope(theta, lam: float = 10.0):
+    """The slope at which a WGAN-GP critic that is linear on the segment between the data point 0
+    and the generator's point ``theta < 0`` stays stuck with the *wrong* (negative) sign: the local
+    minimum of its loss ``s theta + lam (|s| - 1)^2`` over ``s < 0``, ``s = -(1 - |theta| / (2 lam))``.
+    It exists while ``|theta| < 2 lam``; the right slope, ``+1 + |theta| / (2 lam)``, is the global
+    minimum, but reaching it means passing ``s = 0``, where the penalty is ``lam``."""
+    import numpy as np
+
+    lam = positive_float("lam", lam)
+    theta = np.asarray(theta, dtype=np.float64)
+    if (theta >= 0).any() or (np.abs(theta) >= 2 * lam).any():
+        raise ValueError(f"theta must lie in (-2 lam, 0) = ({-2 * lam:g}, 0), got {theta}")
+    return -(1.0 - np.abs(theta) / (2.0 * lam))
+
+
+def check_wgan_gp_runaway(theta, slope, lam: float = 10.0, atol: float = 0.1, after: float = -0.5,
+                          label: str = "WGAN-GP critic stuck with the wrong sign") -> int:
+    """Chapter 8: along a logged delta chase (``theta``, and the critic's slope ``dT/dx`` at theta),
+    check the explanation of WGAN-GP's runaway. At every logged step with ``theta <= after`` (past
+    the data point 0), the critic's slope must still be negative and within ``atol`` of
+    :func:`wgan_gp_stuck_slope`; raises :class:`tutorlib.IdentityError` otherwise, or if theta never
+    got that far. Returns the number of steps checked."""
+    import numpy as np
+
+    from tutorlib.checks import IdentityError, compare
+
+    theta, slope = np.asarray(theta, dtype=np.float64), np.asarray(slope, dtype=np.float64)
+    if theta.shape != slope.shape or theta.ndim != 1:
+        raise ValueError(f"theta and slope must be 1-D of the same length, got {theta.shape} and {slope.shape}")
+    past = theta <= after
+    if not past.any():
+        raise IdentityError(f"{label}: theta never went below {after:g} (last {theta[-1]:+.3f}): no runaway")
+    compare(f"{label} (the {int(past.sum())} logged steps with theta <= {after:g})", slope[past],
+            wgan_gp_stuck_slope(theta[past], lam), atol=atol,
+            names=("critic slope dT/dx at theta", "-(1 - |theta| / (2 lam))"))
+    return int(past.sum())
+
+
+def adam_pace(steps, theta, far: float = 1.0) -> float:
+    """The mean distance the generator's point moves per step while ``|theta| > far`` at both ends
+    of a logging interval (from the logged ``steps`` and ``theta``)."""
+    import numpy as np
+
+    steps, theta = np.asarray(steps, dtype=np.float64), np.asarray(theta, dtype=np.float64)
+    if steps.shape != theta.shape or steps.ndim != 1 or len(steps) < 2:
+        raise ValueError("steps and theta must be 1-D of the same length >= 2")
+    keep = (np.abs(theta[1:]) > far) & (np.abs(theta[:-1]) > far)
+    if not keep.any():
+        raise ValueError(f"theta never stayed beyond |theta| > {far:g} over a logging interval")
+    return float((np.abs(np.diff(theta)) / np.diff(steps))[keep].mean())
+
+
+def check_same_parameters(model_a: torch.nn.Module, model_b: torch.nn.Module, label: str, rtol: float = 1e-4) -> None:
+    """Raise :class:`tutorlib.IdentityError` unless two models' parameters agree elementwise within
+    ``rtol`` of the largest parameter's size (used for the output-scaled critic, whose runs with
+    different lambdas coincide by construction under Adam)."""
+    from tutorlib.checks import compare
+
+    a = torch.cat([p.detach().double().flatten() for p in model_a.parameters()])
+    b = torch.cat([p.detach().double().flatten() for p in model_b.parameters()])
+    if a.shape != b.shape:
+        raise ValueError(f"the models have different numbers of parameters: {a.numel()} and {b.numel()}")
+    compare(label, a, b, atol=rtol * float(b.abs().max()), names=("parameters, run A", "parameters, run B"))
+
+
+def check_qp_critic_gap(theta, gap, lam: float = 10.0, far: float = 1.0, atol: float = 0.01, steps=None,
+                        from_step: int = 0, label: str = "GAN-QP critic at its two-point optimum") -> None:
+    """Chapter 8: in the delta chase (data at 0, the generator's point at ``theta``, 1-D, so
+    ``d = |theta|``), the optimal critic's value gap ``T(0) - T(theta)`` is ``lam |theta|``. Compares
+    ``gap / (lam |theta|)`` with 1 (``atol``) at every logged step with ``|theta| > far`` (and, with
+    the logged ``steps`` given, ``step >= from_step``: the critic's warm-up is skipped); raises
+    :class:`tutorlib.IdentityError` if the critic is off its optimum. It says nothing about the
+    critic's *slope* at theta, which is the generator's gradient."""
+    import numpy as np
+
+    from tutorlib.checks import compare
+
+    theta, gap = np.asarray(theta, dtype=np.float64), np.asarray(gap, dtype=np.float64)
+    if theta.shape != gap.shape or theta.ndim != 1:
+        raise ValueError(f"theta and gap must be 1-D of the same length, got {theta.shape} and {gap.shape}")
+    lam = positive_float("lam", lam)
+    keep = np.abs(theta) > far
+    if steps is not None:
+        steps = np.asarray(steps)
+        if steps.shape != theta.shape:
+            raise ValueError(f"steps must have the shape of theta {theta.shape}, got {steps.shape}")
+        keep &= steps >= from_step
+    if not keep.any():
+        raise ValueError(f"theta never satisfied |theta| > {far:g} (from step {from_step})")
+    compare(f"{label} (the {int(keep.sum())} logged steps with |theta| > {far:g}"
+            + (f", from step {from_step}" if steps is not None else "") + ")",
+            gap[keep] / (lam * np.abs(theta[keep])), np.ones(int(keep.sum())), atol=atol,
+            names=("(T(0) - T(theta)) / (lam |theta|)", "1"))

@@ -497,12 +497,14 @@ def dimension_slider(table, static=(1, 4, 8)) -> None:
 
 # --- chapters 7 and 8 ------------------------------------------------------------------------
 
-DISTANCES = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
-LAMBDAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+DISTANCES = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # chapter 7: separations s of two Gaussians
+PAIR_SIGMA = 0.5  # their common width
+LAMBDAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # chapter 8
+QP_PAIR = (2.0, 0.5)  # chapter 8's pair: separation and width
 
 
 @functools.lru_cache(maxsize=None)
-def _delta_curve(kind: str, lam: float | None, d_max: float = 4.5, n: int = 31):
+def _delta_curve(kind: str, lam: float | None, d_max: float = 4.5, n: int = 19):
     import numpy as np
 
     from tutorlib.divergences import delta_divergence
@@ -513,7 +515,9 @@ def _delta_curve(kind: str, lam: float | None, d_max: float = 4.5, n: int = 31):
 
 def draw_delta_divergences(ax, distance: float, kinds=("sgan", "wgan", "kl")):
     """Chapter 7: each dual divergence of two deltas against their distance, solved numerically,
-    with the value and the slope (by a central difference of the numerical values) at ``distance``."""
+    with the value and the slope (by a central difference of the numerical values) at ``distance``.
+    An infinite divergence (KL) is not drawn as a curve: it is named in the legend, with arrows
+    at the top edge pointing off the axes."""
     import numpy as np
 
     from tutorlib._validate import positive_float
@@ -522,11 +526,13 @@ def draw_delta_divergences(ax, distance: float, kinds=("sgan", "wgan", "kl")):
     distance = positive_float("distance", distance)
     labels = {"sgan": "SGAN (JS)", "wgan": "WGAN", "kl": "KL (f-GAN)"}
     notes = []
+    top = 5.0
     for kind in kinds:
         ds, vals = _delta_curve(kind, None)
-        if np.isinf(vals[1:]).all():  # infinite for every d > 0: draw it at the top edge
-            line, = ax.plot(ds[1:], np.full(len(ds) - 1, 4.9), lw=1.5, ls="--",
-                            label=f"{labels.get(kind, kind)}: +inf")
+        if np.isinf(vals[1:]).all():  # infinite for every d > 0: arrows off the top of the axes
+            xs = ds[1::5]
+            line, = ax.plot(xs, np.full(len(xs), top * 0.93), ls="none", marker=r"$\uparrow$", ms=10,
+                            label=f"{labels.get(kind, kind)}: $+\\infty$ for every d > 0")
         else:
             line, = ax.plot(ds[1:], vals[1:], lw=1.5, label=labels.get(kind, kind))
         ax.plot([0.0], [vals[0]], "o", mfc="white", color=line.get_color())  # d = 0: p = q
@@ -538,10 +544,65 @@ def draw_delta_divergences(ax, distance: float, kinds=("sgan", "wgan", "kl")):
         notes.append(f"{kind}: {v:.3g}, slope {slope:.2g}" if np.isfinite(v) else f"{kind}: inf")
     ax.axvline(distance, color="k", lw=0.6, ls=":")
     ax.set_xlabel(r"distance $d(\alpha, \beta)$")
-    ax.set_ylabel("divergence")
-    ax.set_ylim(0, 5)
+    ax.set_ylabel("divergence (nats for SGAN)")
+    ax.set_ylim(0, top)
     ax.set_title(f"d = {distance}\n" + "; ".join(notes), fontsize=8)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="center left", fontsize=8)
+    return ax
+
+
+@functools.lru_cache(maxsize=None)
+def _gaussian_pair_curves(sigma: float, s_max: float = 6.5, n: int = 66):
+    import numpy as np
+
+    from tutorlib.divergences import gaussian_pair_js, js_sample_gradient, mean_sample_gradient
+
+    ss = np.linspace(0.0, s_max, n)
+    js = np.array([gaussian_pair_js(s, sigma) for s in ss])
+    grad = np.array([mean_sample_gradient(js_sample_gradient, s, sigma) for s in ss])
+    return ss, js, grad
+
+
+def draw_gaussian_pair(ax, separation: float, sigma: float = PAIR_SIGMA):
+    """Chapter 7: ``p = N(0, sigma^2)`` (the data) and ``q = N(s, sigma^2)`` (the fakes), ``s`` the
+    ``separation``. Left, on a log axis: the gradient each divergence gives a fake sample at ``x``
+    (JS: :func:`tutorlib.divergences.js_sample_gradient`; W1: 1), with the bulk (2 sigma either
+    side) of p and q shaded. Right: JS and W1 against the separation, with ``s`` marked. Fixed axes
+    for every ``s``."""
+    import numpy as np
+
+    from tutorlib._validate import positive_float
+    from tutorlib.divergences import gaussian_pair_js, js_sample_gradient, mean_sample_gradient
+
+    s, sigma = positive_float("separation", separation), positive_float("sigma", sigma)
+    ax.set_axis_off()
+    left, right = ax.inset_axes([0.0, 0.0, 0.56, 1.0]), ax.inset_axes([0.70, 0.0, 0.30, 1.0])
+    x = np.linspace(-2.0, 8.0, 801)
+    left.axvspan(-2 * sigma, 2 * sigma, color="0.5", alpha=0.25, lw=0, label="bulk of p (data)")
+    left.axvspan(s - 2 * sigma, s + 2 * sigma, color="C3", alpha=0.2, lw=0, label="bulk of q (fakes)")
+    left.semilogy(x, np.maximum(js_sample_gradient(x, s, sigma), 1e-300), color="C0", lw=1.8, label="JS")
+    left.semilogy(x, np.ones_like(x), color="C1", lw=1.8, label="W1")
+    left.set_xlim(x[0], x[-1])
+    left.set_ylim(1e-12, 30.0)
+    left.set_xlabel("position x of a fake sample")
+    left.set_ylabel("|gradient| on it (log)")
+    left.legend(loc="lower left", fontsize=7, ncol=2)
+    mean_js = mean_sample_gradient(js_sample_gradient, s, sigma)
+    left.set_title(f"s = {s:g}: mean gradient on the fakes: JS {mean_js:.2g}, W1 1", fontsize=8)
+    ss, js, _ = _gaussian_pair_curves(sigma)
+    right.plot(ss, js, color="C0", lw=1.8, label="JS")
+    right.plot(ss, ss, color="C1", lw=1.8, label="W1 = s")
+    right.axhline(math.log(2), color="C0", lw=0.8, ls="--", label="ln 2")
+    js_s = gaussian_pair_js(s, sigma)
+    right.plot([s], [js_s], "o", color="C0")
+    right.plot([s], [s], "o", color="C1")
+    right.axvline(s, color="k", lw=0.6, ls=":")
+    right.set_xlim(0, ss[-1])
+    right.set_ylim(0, ss[-1])
+    right.set_xlabel("separation s")
+    right.set_ylabel("divergence")
+    right.set_title(f"JS = {js_s:.4f}, W1 = {s:g}", fontsize=8)
+    right.legend(loc="upper left", fontsize=7)
     return ax
 
 
@@ -564,15 +625,52 @@ def draw_qp_delta(ax, lam: float):
     return ax
 
 
+def draw_qp_lambda(ax, lam: float, separation: float = QP_PAIR[0], sigma: float = QP_PAIR[1]):
+    """Chapter 8: for ``p = N(0, sigma^2)`` and ``q = N(s, sigma^2)``, the optimal binary critic
+    ``Delta T*(0, x_f)`` against a real sample at p's centre, its bound ``lam |x_f|``, and the
+    gradient the optimal critic gives a fake sample at ``x_f``
+    (:func:`tutorlib.divergences.qp_gaussian_generator_gradient`), on fixed logarithmic axes, with
+    the same curves at ``lam = 1`` in grey: multiplying by ``lam`` shifts them up, shape unchanged."""
+    import numpy as np
+
+    from tutorlib._validate import positive_float
+    from tutorlib.divergences import qp_gaussian_critic, qp_gaussian_generator_gradient
+
+    lam = positive_float("lam", lam)
+    s, sigma = positive_float("separation", separation), positive_float("sigma", sigma)
+    xf = np.linspace(0.02, 4.5, 225)
+    crit1 = qp_gaussian_critic(0.0, xf, s, sigma, 1.0)
+    grad1 = qp_gaussian_generator_gradient(xf, s, sigma, 1.0)
+    ax.axvspan(s - 2 * sigma, s + 2 * sigma, color="C3", alpha=0.12, lw=0, label="where q puts its fakes")
+    ax.semilogy(xf, crit1, color="0.7", lw=1.2)
+    ax.semilogy(xf, np.abs(grad1), color="0.7", lw=1.2, ls="--", label=r"the same at $\lambda = 1$")
+    ax.semilogy(xf, lam * xf, color="k", lw=0.9, ls=":", label=r"bound $\lambda\,|x_f - 0|$")
+    ax.semilogy(xf, qp_gaussian_critic(0.0, xf, s, sigma, lam), color="C2", lw=2,
+                label=r"optimal critic $\Delta T^*(0, x_f)$")
+    grad = qp_gaussian_generator_gradient(xf, s, sigma, lam)
+    ax.semilogy(xf, np.abs(grad), color="C3", lw=2, ls="--",
+                label=r"generator's gradient on a fake at $x_f$")
+    at = float(qp_gaussian_generator_gradient(s, s, sigma, lam))
+    ax.set_xlim(0, xf[-1])
+    ax.set_ylim(1e-2, 1e5)  # room above the curves for the legend
+    ax.set_xlabel(r"position of the fake sample $x_f$ (real sample at 0)")
+    ax.set_ylabel("value (log scale)")
+    ax.set_title(f"lambda = {lam:g}: Delta T*(0, {s:g}) = {float(qp_gaussian_critic(0.0, s, s, sigma, lam)):.3g}, "
+                 f"gradient at x_f = {s:g}: {at:.3g}", fontsize=8)
+    ax.legend(loc="upper left", fontsize=6.5, ncol=2)
+    return ax
+
+
 def delta_distance_slider(static=(0.5, 2.0, 4.0)) -> None:
-    """Chapter 7: the slider for the distance between the two deltas."""
-    explore(draw_delta_divergences, "distance", DISTANCES, static=static, value=1.0,
-            title="dual divergences of two deltas")
+    """Chapter 7: the slider for the separation of two Gaussians of width ``PAIR_SIGMA``."""
+    explore(draw_gaussian_pair, "s", DISTANCES, static=static, value=1.0, ncols=1, panel=(8.0, 2.7),
+            title="two Gaussians of width 0.5 at separation s")
 
 
-def lambda_slider(static=(0.1, 1.0, 10.0)) -> None:
+def lambda_slider(static=(0.1, 1.0, 10.0, 100.0)) -> None:
     """Chapter 8: the slider for GAN-QP's lambda."""
-    explore(draw_qp_delta, "lam", LAMBDAS, static=static, value=10.0, title="QP-divergence of two deltas")
+    explore(draw_qp_lambda, "lam", LAMBDAS, static=static, value=10.0, ncols=2, panel=(4.6, 3.2),
+            title="the optimal critic and the generator's gradient")
 
 
 # --- chapters 2-4 ----------------------------------------------------------------------------------
