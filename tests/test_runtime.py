@@ -67,3 +67,14 @@ def test_provenance_records_commit_device_and_extras():
     assert {"device", "torch", "python", "commit", "mode", "threads", "seed", "time_utc"} <= set(rec)
     assert rec["seed"] == 3 and rec["data"] == {"source": "x"} and rec["deviations"] == ["one"]
     assert rec["mode"] == "quick" and rec["time_utc"].endswith("Z")
+
+
+def test_a_mode_given_to_setup_is_the_mode_everything_reads_later(monkeypatch):
+    monkeypatch.setenv("TUTORLIB_MODE", "quick")
+    rt = runtime.setup(mode="full", verbose=False)
+    assert rt.full and runtime.run_mode() == "full"
+    runtime.setup(mode="quick", verbose=False)
+    assert runtime.run_mode() == "quick"
+    monkeypatch.setenv("TUTORLIB_MODE", "full")
+    runtime.setup(verbose=False)  # no mode given: the environment decides, and is left alone
+    assert runtime.run_mode() == "full"

@@ -100,8 +100,15 @@ class Runtime:
 
 
 def setup(mode: str | None = None, seed: int = 0, threads: int | None = None, verbose: bool = True) -> Runtime:
-    """Start a chapter: resolve the mode, seed every generator, set threads, print what was chosen."""
+    """Start a chapter: resolve the mode, seed every generator, set threads, print what was chosen.
+
+    A ``mode`` given here (a chapter's ``MODE`` parameter) becomes ``TUTORLIB_MODE`` for the rest of
+    the process, so that everything that reads the run mode later -- which data :func:`tutorlib.data.mnist`
+    loads, :func:`tutorlib.data.fallback_banner`, :func:`tutorlib.train.forecast` -- follows the
+    chapter's choice rather than the environment's."""
     rt = Runtime(device=device(), mode=run_mode(mode), seed=seed_everything(seed), threads=set_threads(threads))
+    if mode is not None:
+        os.environ["TUTORLIB_MODE"] = rt.mode
     if verbose:
         from tutorlib import __version__
 
