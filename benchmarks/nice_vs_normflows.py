@@ -52,9 +52,9 @@ from common import EXIT_NO_DATA, peak_gpu_gib, print_deviations, reset_peak, wri
 LIBRARIES = ("tutorlib", "normflows", "normflows-fast")
 PAPER = {"log_likelihood": 1980.50, "bits_per_dim": 4.36}
 #: the paper's Adam in PyTorch's terms (see the module docstring)
-NICE_ADAM = {"lr": 1e-3, "betas": (0.9, 0.99), "eps": 1e-4}
+NICE_ADAM = {"lr": 1e-3, "betas": (0.9, 0.99), "eps": 1e-4}  # = flows.PAPER_BETAS / PAPER_EPS (a test checks)
 CONFIGS = {
-    # quick: a CPU sanity run on the embedded subset (the chapter's quick model and its scale-layer lr)
+    # quick: a CPU sanity run on the embedded subset (a larger model than the chapter's 3 x 128; its scale-layer lr)
     "quick": dict(hidden=256, depth=3, batch_size=64, epochs=24, validate_every=4, target=5.2, scale_lr=3e-2,
                   n_train=3000),
     # full: the paper's model and recipe on full MNIST (a GPU run)

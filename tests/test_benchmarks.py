@@ -178,3 +178,10 @@ def test_normflows_fast_construction_is_equivalent():
 
     nice_vs_normflows.check_fast_construction("logistic", torch.device("cpu"), 0)
     nice_vs_normflows.check_fast_construction("gaussian", torch.device("cpu"), 1)
+
+
+def test_the_nice_benchmark_uses_the_chapters_translation_of_the_papers_adam():
+    from tutorlib import flows
+
+    assert tuple(nice_vs_normflows.NICE_ADAM["betas"]) == flows.PAPER_BETAS
+    assert nice_vs_normflows.NICE_ADAM["eps"] == flows.PAPER_EPS and nice_vs_normflows.NICE_ADAM["lr"] == 1e-3
