@@ -12,10 +12,11 @@ images and their binarisation stay fixed) and records
   100 test images (from one set of 1,000 weights per image), the gap between them, and the
   differences IWAE - VAE.
 
-Chapter 3 reads the file: the tolerance of its "two losses train to the same place" check and the
-noise against which it judges the IWAE's higher plateau and wider gap are these standard deviations.
-The configuration is stored with the numbers; the chapter refuses a file whose configuration is not
-its own. Nothing here is a test: it prints and writes measurements.
+Chapter 3 reads a copy of the file (``tutorlib.vae.SEED_SPREAD``, kept equal to it by a test): the
+tolerance of its "two losses train to the same place" check and the noise against which it judges the
+IWAE's higher plateau and wider gap are these standard deviations, over the seeds other than the
+chapter's own (its run is seed 0: ``vae.seed_spread(config, exclude_seed=0)``). The configuration is
+stored with the numbers; the chapter refuses a record whose configuration is not its own. Nothing here is a test: it prints and writes measurements.
 """
 
 from __future__ import annotations

@@ -177,7 +177,11 @@ def test_one_sample_spread_by_hand_and_its_check_fails_on_a_wide_posterior():
     assert out["within"] == pytest.approx(float(within)) and out["between"] == pytest.approx(float(between))
     assert out["ratio"] == pytest.approx(math.sqrt(float(within / between)))
     assert set(out["identified"]) == {"mean", "sample", "prior"}
+    assert out["control"] > out["ratio"]  # sigma = 1 around the same codes moves the decodings more
     vae.check_one_sample_enough({"ratio": 0.2}, max_ratio=1 / 3)
+    vae.check_one_sample_enough({"ratio": 0.2, "control": 0.7}, max_ratio=1 / 3)
+    with pytest.raises(IdentityError, match="too weak"):  # a threshold a prior-wide posterior passes too
+        vae.check_one_sample_enough({"ratio": 0.2, "control": 0.3}, max_ratio=1 / 3)
     # an untrained encoder: its posterior is the prior's width, and the codes of different images coincide
     torch.manual_seed(0)
     fresh = vae.one_sample_spread(vae.VAE(784, 4, hidden=32), torch.bernoulli(torch.full((100, 784), 0.3)))
@@ -188,18 +192,28 @@ def test_one_sample_spread_by_hand_and_its_check_fails_on_a_wide_posterior():
 
 
 def test_check_trained_alike_and_the_recorded_seed_spread():
-    iwae.check_trained_alike("a", 117.4, "b", 117.0, sd=0.5)
+    vae.check_trained_alike("a", 117.4, "b", 117.0, sd=0.5)
     with pytest.raises(IdentityError):
-        iwae.check_trained_alike("a", 1.1 * 117.0, "b", 117.0, sd=0.5)  # a 10 % worse loss
+        vae.check_trained_alike("a", 1.1 * 117.0, "b", 117.0, sd=0.5)  # a 10 % worse loss
     recorded = json.loads((ROOT / "benchmarks" / "ch03_seed_spread.json").read_text())
-    assert iwae.SEED_SPREAD["config"] == recorded["config"]
-    assert iwae.SEED_SPREAD["seeds"] == recorded["seeds"]
-    for key, v in recorded["summary"].items():
-        assert iwae.SEED_SPREAD["summary"][key] == pytest.approx(v, abs=5e-4), key
+    assert vae.SEED_SPREAD["config"] == recorded["config"]
+    assert vae.SEED_SPREAD["seeds"] == [r["seed"] for r in recorded["rows"]]
+    for key, values in vae.SEED_SPREAD["per_seed"].items():
+        assert values == pytest.approx([r[key] for r in recorded["rows"]], abs=5e-5), key
     cfg = {k: recorded["config"][k] for k in ("z_dim", "hidden", "lr", "batch_size", "steps")}
-    assert iwae.seed_spread(cfg) == iwae.SEED_SPREAD["summary"]
+    everything = vae.seed_spread(cfg)
+    for key, v in recorded["summary"].items():  # all seeds: the benchmark's own summary
+        assert everything[key]["mean"] == pytest.approx(v["mean"], abs=1e-4), key
+        assert everything[key]["sd"] == pytest.approx(v["sd"], abs=1e-4), key
+        assert everything[key]["n"] == recorded["seeds"]
+    others = vae.seed_spread(cfg, exclude_seed=0)  # the chapter's seed left out: the other five, by hand
+    rest = [r["plateau_difference"] for r in recorded["rows"] if r["seed"] != 0]
+    assert others["plateau_difference"]["n"] == len(rest) == 5
+    assert others["plateau_difference"]["mean"] == pytest.approx(sum(rest) / 5, abs=1e-4)
+    assert others["plateau_difference"]["sd"] == pytest.approx(float(torch.tensor(rest).std()), abs=1e-4)
+    assert vae.seed_spread(cfg, exclude_seed=99) == everything  # a seed that was not recorded leaves all in
     with pytest.raises(ValueError, match="re-run"):
-        iwae.seed_spread(dict(cfg, steps=cfg["steps"] + 1))
+        vae.seed_spread(dict(cfg, steps=cfg["steps"] + 1))
 
 
 def test_check_iwae_effects_passes_on_clear_effects_and_fails_without_them(capsys):
@@ -207,14 +221,16 @@ def test_check_iwae_effects_passes_on_clear_effects_and_fails_without_them(capsy
     n = 100
     vae_curve = torch.stack([-122 + torch.randn(n), -115 + torch.randn(n)])
     iwae_curve = torch.stack([vae_curve[0] - 3.0, vae_curve[1] + 1.0]) + 0.05 * torch.randn(2, n)
-    spread = {"plateau_difference": {"mean": 1.0, "sd": 0.2}, "gap_difference": {"mean": 4.0, "sd": 0.5}}
-    out = iwae.check_iwae_effects(vae_curve, iwae_curve, spread, seeds=6)
+    spread = {"plateau_difference": {"mean": 1.0, "sd": 0.2, "n": 6}, "gap_difference": {"mean": 4.0, "sd": 0.5, "n": 6}}
+    out = iwae.check_iwae_effects(vae_curve, iwae_curve, spread)
     assert out["plateau_difference"] == pytest.approx(1.0, abs=0.05)
     assert capsys.readouterr().out.count("clear in this run") == 2
     # an effect inside this run's noise passes only if the seeds establish it and this run agrees
-    noisy = dict(spread, plateau_difference={"mean": 0.9, "sd": 0.4})
-    iwae.check_iwae_effects(vae_curve, iwae_curve, noisy, seeds=6)
+    noisy = dict(spread, plateau_difference={"mean": 0.9, "sd": 0.4, "n": 6})
+    iwae.check_iwae_effects(vae_curve, iwae_curve, noisy)
     assert "over 6 seeds" in capsys.readouterr().out
+    with pytest.raises(IdentityError, match="plateau"):  # the mean of only 2 seeds (SE 0.42): not established
+        iwae.check_iwae_effects(vae_curve, iwae_curve, dict(spread, plateau_difference={"mean": 0.9, "sd": 0.6, "n": 2}))
     with pytest.raises(IdentityError, match="plateau"):  # no effect at all in this run
         iwae.check_iwae_effects(vae_curve, torch.stack([vae_curve[0] - 3.0, vae_curve[1] - 0.01]), noisy, seeds=6)
     with pytest.raises(IdentityError, match="plateau"):  # the seeds do not establish it either
@@ -241,6 +257,37 @@ def test_check_snr_trend_passes_on_the_expected_trend_and_fails_otherwise():
         iwae.check_snr_trend({"k": [1, 4]})
 
 
+def test_check_snr_ratio_passes_when_the_encoder_falls_behind_and_fails_otherwise(capsys):
+    ok = {"k": [1, 64], "ratio": [0.10, 0.05], "ratio_se": [0.005, 0.005]}
+    iwae.check_snr_ratio(ok)
+    assert "encoder SNR / decoder SNR" in capsys.readouterr().out
+    with pytest.raises(IdentityError, match="relative"):
+        iwae.check_snr_ratio(dict(ok, ratio=[0.05, 0.10]))  # the encoder gaining on the decoder
+    with pytest.raises(IdentityError, match="relative"):
+        iwae.check_snr_ratio(dict(ok, ratio=[0.10, 0.09]))  # a fall within 3 SE (0.021)
+    with pytest.raises(ValueError, match="ratio"):
+        iwae.check_snr_ratio({"k": [1, 64], "ratio": [0.1, 0.05]})
+
+
+def test_check_estimate_higher_catches_equal_and_swapped_proposals(capsys):
+    g = torch.Generator().manual_seed(0)
+    good = torch.randn(5000, generator=g, dtype=torch.float64)  # a well-spread set: ESS ~ k / e
+    bad = -20.0 + 3.0 * torch.randn(5000, generator=g, dtype=torch.float64)  # far lower and degenerate
+    diff = iwae.check_estimate_higher("good vs bad", good, bad)
+    assert diff == pytest.approx(float((torch.logsumexp(good, 0) - torch.logsumexp(bad, 0))))
+    # the delta-method SE sqrt(1/ESS - 1/k) against the spread of 200 independent estimates from k = 400
+    est = torch.stack([torch.logsumexp(torch.randn(400, generator=g, dtype=torch.float64), 0) for _ in range(200)])
+    ess = float(iwae.effective_sample_size(torch.randn(400, generator=g, dtype=torch.float64)))
+    assert float(est.std()) == pytest.approx((1 / ess - 1 / 400) ** 0.5, rel=0.25)
+    with pytest.raises(IdentityError):
+        iwae.check_estimate_higher("same", good, good.flip(0))  # the same weights: no difference
+    with pytest.raises(IdentityError):
+        iwae.check_estimate_higher("swapped", bad, good)
+    with pytest.raises(ValueError, match="1-D"):
+        iwae.check_estimate_higher("shape", good[:, None], bad)
+    assert "higher by" in capsys.readouterr().out
+
+
 def test_gradient_snr_gradients_are_those_of_the_bound_and_the_encoder_signal_falls():
     torch.manual_seed(0)
     m = vae.VAE(6, 2, hidden=16, activation="tanh").double()
@@ -261,6 +308,9 @@ def test_gradient_snr_gradients_are_those_of_the_bound_and_the_encoder_signal_fa
     torch.testing.assert_close(out["gradients"][64]["decoder"][0], g_b)
     assert out["encoder"][1] < out["encoder"][0] and out["decoder"][1] > out["decoder"][0]
     assert out["floor"] == pytest.approx(0.8 / 20)
+    assert out["ratio"] == pytest.approx([e / d for e, d in zip(out["encoder"], out["decoder"])])
+    assert all(se > 0 for se in out["ratio_se"])
+    iwae.check_snr_ratio(out)
     with pytest.raises(ValueError, match="Bernoulli"):
         iwae.gradient_snr(_model(likelihood="gaussian", sigma=0.3), torch.rand(3, 6, dtype=torch.float64), [1])
 

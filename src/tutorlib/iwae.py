@@ -6,14 +6,21 @@ decoder). A draw ``z ~ r(z)`` from any *proposal* ``r`` whose support covers the
 weight ``w = q(x|z) q(z) / r(z)`` with ``E[w] = q(x)``; the IWAE bound is
 ``L_k = E[ln (1/k) sum_i w_i]`` with the encoder as the proposal.
 
-This module holds what chapter 3 measures about the weights and checks about the bound:
+Where things live: :class:`tutorlib.vae.VAE` holds the model and its bound (``log_weights``, ``iwae_bound``;
+DESIGN's public API), :mod:`tutorlib.metrics` the NLL estimates in the units papers report
+(``iwae_nll``, ``log_weight_matrix``), and this module one concept, importance weighting: what one
+measures about the weights and what one checks about the bound (chapter 3):
 
 - :func:`normalized_weights`, :func:`effective_sample_size`, :func:`proposal_log_weights`;
 - :func:`bound_curve`: every ``L_k`` for ``k`` dividing ``K`` from one set of ``K`` weights;
 - :func:`reference_log_weights`: the log weight by an independent computation (``torch.distributions``);
 - :func:`check_k1_shared_noise`, :func:`check_k1_expectation`, :func:`check_bound_curve`: the identities;
-- :func:`gradient_snr`, :func:`check_snr_trend`: the signal-to-noise ratio of the gradient of ``L_k``
-  for the encoder and for the decoder (Rainforth et al., 2018).
+- :func:`exact_log_marginal_1d`, :func:`check_unbiased_weights`, :func:`check_estimate_higher`: any proposal's
+  weights are unbiased; which one concentrates;
+- :func:`check_iwae_effects`: Burda et al.'s higher plateau and wider gap, against the seed spread
+  (recorded with the VAE experiments it measures: :func:`tutorlib.vae.seed_spread`);
+- :func:`gradient_snr`, :func:`check_snr_trend`, :func:`check_snr_ratio`: the signal-to-noise ratio of the
+  gradient of ``L_k`` for the encoder and for the decoder (Rainforth et al., 2018).
 """
 
 from __future__ import annotations
@@ -163,7 +170,8 @@ def check_bound_curve(ks: Sequence[int], per_image: torch.Tensor, n_se: float = 
     """``L_k`` must not decrease with ``k`` and must tighten: for successive ``k`` the mean (over images)
     of ``L_k'`` - ``L_k`` may fall below 0 only by ``n_se`` standard errors (paired by image), and
     ``L_K - L_1`` must exceed ``n_se`` standard errors. ``per_image``: (len(ks), n) from
-    :func:`bound_curve`. Prints one line per step; raises :class:`IdentityError`."""
+    :func:`bound_curve`. Prints each step's mean change (and, since successive ``k`` need not grow by the
+    same factor, the change per unit of ``ln k``); raises :class:`IdentityError`."""
     ks = [positive_int("k", k) for k in ks]
     if not isinstance(per_image, torch.Tensor) or per_image.dim() != 2 or per_image.shape[0] != len(ks):
         raise ValueError(f"per_image must be a tensor of shape ({len(ks)}, n)")
@@ -176,10 +184,12 @@ def check_bound_curve(ks: Sequence[int], per_image: torch.Tensor, n_se: float = 
         d = v[j + 1] - v[j]
         se = float(d.std() / math.sqrt(n)) if n > 1 else 0.0
         steps.append((ks[j], ks[j + 1], float(d.mean()), se))
+    per_log_k = [m / math.log(b / a) for a, b, m, _ in steps]
     total = v[-1] - v[0]
     total_se = float(total.std() / math.sqrt(n)) if n > 1 else 0.0
     print(f"L_k against k ({n} images; mean change, paired standard error):")
     print("    " + "; ".join(f"{a}->{b}: {m:+.3f} ({s:.3f})" for a, b, m, s in steps))
+    print("    per unit of ln k: " + ", ".join(f"{g:.2f}" for g in per_log_k))
     print(f"    L_{ks[-1]} - L_{ks[0]} = {float(total.mean()):+.3f} nats (SE {total_se:.3f})")
     bad = [(a, b, m, s) for a, b, m, s in steps if m < -n_se * s]
     if bad:
@@ -206,8 +216,9 @@ def gradient_snr(model, x: torch.Tensor, ks: Sequence[int], reps: int = 128, see
       weight's gradient is a fixed linear map of these, image by image);
     - ``"decoder"``: for the bias of the decoder's output layer (a decoder weight shared by all images).
 
-    Each entry is the median over components of the per-component SNR; ``"*_se"`` are bootstrap
-    standard errors (``boot`` resamples of the replicates). ``"floor"`` is ``0.8 / sqrt(reps)``, about
+    Each entry is the median over components of the per-component SNR; ``"ratio"`` is the encoder's over the
+    decoder's (how much the encoder is told relative to the decoder); ``"*_se"`` are bootstrap
+    standard errors (``boot`` resamples of the replicates, the same resamples for both parts). ``"floor"`` is ``0.8 / sqrt(reps)``, about
     what an estimate gives when the true signal is 0. Bernoulli decoders only. With ``return_gradients``,
     ``"gradients"[k]`` holds the replicates themselves (``"encoder"``: (reps, n * 2 z_dim), ``"decoder"``:
     (reps, x_dim)); the noise of replicate ``r`` is drawn in order, ``k`` by ``k`` and chunk by chunk."""
@@ -224,7 +235,7 @@ def gradient_snr(model, x: torch.Tensor, ks: Sequence[int], reps: int = 128, see
     last = [m for m in model.decoder if isinstance(m, torch.nn.Linear)][-1]
     trunk = model.decoder[:-1]
     n, d = mu0.shape
-    out = {"k": ks, "encoder": [], "encoder_se": [], "decoder": [], "decoder_se": [],
+    out = {"k": ks, "encoder": [], "encoder_se": [], "decoder": [], "decoder_se": [], "ratio": [], "ratio_se": [],
            "floor": 0.8 / math.sqrt(reps), "gradients": {}}
     boot_gen = np.random.default_rng(seed)
     for k in ks:
@@ -246,15 +257,19 @@ def gradient_snr(model, x: torch.Tensor, ks: Sequence[int], reps: int = 128, see
             g_dec.append(gb.reshape(r, -1))
         if return_gradients:
             out["gradients"][k] = {"encoder": torch.cat(g_enc), "decoder": torch.cat(g_dec)}
+        idx = torch.as_tensor(boot_gen.integers(0, reps, size=(boot, reps)))  # the same resamples for both parts
+        resampled = {}
         for name, g in (("encoder", torch.cat(g_enc)), ("decoder", torch.cat(g_dec))):
             g = g.double()
             out[name].append(float(_snr(g).median()))
-            idx = torch.as_tensor(boot_gen.integers(0, reps, size=(boot, reps)))
             medians = []
             for part in idx.split(25):  # resamples in blocks: (25, reps, components) at a time
                 gb = g[part]
                 medians.append((gb.mean(1).abs() / gb.std(1).clamp_min(1e-30)).median(-1).values)
-            out[name + "_se"].append(float(torch.cat(medians).std()))
+            resampled[name] = torch.cat(medians)
+            out[name + "_se"].append(float(resampled[name].std()))
+        out["ratio"].append(out["encoder"][-1] / out["decoder"][-1])
+        out["ratio_se"].append(float((resampled["encoder"] / resampled["decoder"]).std()))
     if not return_gradients:
         del out["gradients"]
     return out
@@ -283,60 +298,63 @@ def check_snr_trend(snr: dict, n_se: float = 3.0) -> None:
                                 f"{n_se:g} SE ({n_se * se:.3f}); it went from {a:.3f} to {b:.3f}")
 
 
-# --- the seed-to-seed spread of chapter 3's quick-mode numbers ---------------------------------------
-
-#: Written from ``benchmarks/ch03_seed_spread.json`` (``benchmarks/ch03_seed_spread.py``; a test keeps
-#: the two equal): the configuration, and the mean and standard deviation over seeds of each quantity.
-SEED_SPREAD: dict = {
-    "config": {"z_dim": 20, "hidden": 200, "lr": 0.003, "batch_size": 100, "steps": 800, "iwae_k": 5, "n_test": 500, "n_curve": 100, "curve_k": 1000, "test_reps": 10},
-    "seeds": 6, "commit": "d61f914", "machine": "x86_64 2 cores, torch 2.13.0+cpu, 1 thread",
-    "summary": {
-        "test_loss_analytic": {"mean": 119.8107, "sd": 0.5537},
-        "test_loss_sampled": {"mean": 120.2826, "sd": 0.5886},
-        "test_loss_difference": {"mean": 0.4719, "sd": 0.4061},
-        "vae_L1": {"mean": -125.6161, "sd": 0.739},
-        "vae_best": {"mean": -118.3852, "sd": 0.715},
-        "vae_gap": {"mean": 7.2309, "sd": 0.2453},
-        "iwae_L1": {"mean": -128.015, "sd": 0.9108},
-        "iwae_best": {"mean": -116.7877, "sd": 0.5895},
-        "iwae_gap": {"mean": 11.2272, "sd": 0.6794},
-        "plateau_difference": {"mean": 1.5975, "sd": 0.5669},
-        "gap_difference": {"mean": 3.9964, "sd": 0.7133},
-    },
-}
-
-
-def seed_spread(config: dict) -> dict:
-    """The measured seed-to-seed spread of chapter 3's numbers for the configuration ``config`` (the
-    chapter's model size, learning rate, steps...): ``{quantity: {"mean", "sd"}}``. Raises
-    ``ValueError`` if the recorded measurement was made with another configuration (re-run
-    ``benchmarks/ch03_seed_spread.py`` after changing it)."""
-    if not isinstance(config, dict):
-        raise ValueError(f"config must be a dict, got {type(config).__name__}")
-    recorded = SEED_SPREAD.get("config", {})
-    differ = {k: (config[k], recorded.get(k)) for k in config if recorded.get(k) != config[k]}
-    if differ:
-        raise ValueError(f"config differs from the one the seed spread was measured with: {differ} "
-                         f"(given, recorded); re-run benchmarks/ch03_seed_spread.py")
-    return SEED_SPREAD["summary"]
+def check_snr_ratio(snr: dict, n_se: float = 3.0) -> None:
+    """The trade as k grows, relative: the encoder's gradient SNR divided by the decoder's (``snr["ratio"]``
+    from :func:`gradient_snr`) must fall from the smallest to the largest ``k`` by more than ``n_se``
+    combined bootstrap standard errors (the two ``k`` use independent noise). This can hold where the
+    encoder's own SNR rises with ``k`` (a model trained on ``L_1``, far from the optimum of ``L_64``), as long
+    as the decoder's rises faster. Raises :class:`IdentityError`."""
+    for key in ("k", "ratio", "ratio_se"):
+        if key not in snr or len(snr[key]) != len(snr["k"]):
+            raise ValueError(f"snr must be the dict of gradient_snr, with a value of {key!r} per k")
+    if len(snr["k"]) < 2:
+        raise ValueError("snr must hold at least two values of k")
+    ks, r = snr["k"], snr["ratio"]
+    se = math.hypot(snr["ratio_se"][0], snr["ratio_se"][-1])
+    change = r[-1] - r[0]
+    ok = -change > n_se * se
+    print(f"{'✓' if ok else '✗'} encoder SNR / decoder SNR from k = {ks[0]} to k = {ks[-1]}: {r[0]:.4f} -> {r[-1]:.4f} "
+          f"(change {change:+.4f}, {n_se:g} SE = {n_se * se:.4f})")
+    if not ok:
+        raise IdentityError(f"the encoder's gradient SNR relative to the decoder's was expected to fall with k by more "
+                            f"than {n_se:g} SE ({n_se * se:.4f}); it went from {r[0]:.4f} to {r[-1]:.4f}")
 
 
-def check_trained_alike(name_a: str, loss_a: float, name_b: str, loss_b: float, sd: float, n_sd: float = 3.0) -> None:
-    """Two models that differ only in their objective "train to the same place" when their test losses
-    differ by no more than ``n_sd`` times ``sd``, the measured seed-to-seed standard deviation of that
-    difference (from :func:`seed_spread`)."""
-    sd = positive_float("sd", sd)
-    compare(f"test loss after training ({n_sd:g} x the seed-to-seed sd {sd:.3f} of the difference)",
-            float(loss_a), float(loss_b), atol=n_sd * sd, names=(name_a, name_b))
+def check_estimate_higher(label: str, log_w_high: torch.Tensor, log_w_low: torch.Tensor, n_se: float = 4.0) -> float:
+    """Two estimates ``ln mean w`` of the same ``ln q(x)`` (1-D log weights from two proposals, e.g. the
+    encoder and the prior): the first must exceed the second by more than ``n_se`` combined standard
+    errors. Each standard error is the delta method's, ``sqrt(1/ESS - 1/k)`` nats (the sd of ``w`` over
+    ``sqrt(k)`` times its mean); with a handful of effective samples it is itself rough, so keep ``n_se``
+    generous and the expected difference large. Prints both; raises :class:`IdentityError`. Returns the
+    difference (nats)."""
+    n_se = positive_float("n_se", n_se)
+    parts = []
+    for name, lw in (("log_w_high", log_w_high), ("log_w_low", log_w_low)):
+        lw = _log_w(lw).double()
+        if lw.dim() != 1 or lw.numel() < 2:
+            raise ValueError(f"{name} must be a 1-D tensor of at least 2 log weights, got shape {tuple(lw.shape)}")
+        k = lw.numel()
+        est = float(torch.logsumexp(lw, 0) - math.log(k))
+        ess = float(effective_sample_size(lw))
+        parts.append((est, math.sqrt(max(1.0 / ess - 1.0 / k, 0.0)), ess, k))
+    (a, sa, ea, ka), (b, sb, eb, kb) = parts
+    se = math.hypot(sa, sb)
+    ok = a - b > n_se * se
+    print(f"{'✓' if ok else '✗'} {label}: {a:.2f} (ESS {ea:.1f} of {ka}, SE {sa:.2f}) against {b:.2f} "
+          f"(ESS {eb:.1f} of {kb}, SE {sb:.2f}): higher by {a - b:.2f} nats; {n_se:g} SE = {n_se * se:.2f}")
+    if not ok:
+        raise IdentityError(f"{label}: {a:.3f} is not above {b:.3f} by more than {n_se:g} standard errors ({n_se * se:.3f})")
+    return a - b
 
 
-def check_iwae_effects(vae_curve: torch.Tensor, iwae_curve: torch.Tensor, spread: dict, seeds: int,
+def check_iwae_effects(vae_curve: torch.Tensor, iwae_curve: torch.Tensor, spread: dict, seeds: int | None = None,
                        n_sd: float = 3.0) -> dict:
     """Burda et al.'s two effects of training with IWAE, on the same test images: its best estimate
     ``L_K`` (the plateau; last row of :func:`bound_curve`) is higher than the VAE's, and its gap
     ``L_K - L_1`` (first row) is wider. For each difference ``d`` of this run, the noise is the
-    seed-to-seed sd (``spread[key]["sd"]`` over ``seeds`` seeds, keys ``"plateau_difference"`` and
-    ``"gap_difference"``) combined with the standard error over the images (paired). An effect passes
+    seed-to-seed sd (``spread[key]["sd"]`` over ``seeds`` seeds, by default ``spread[key]["n"]``, keys
+    ``"plateau_difference"`` and ``"gap_difference"``; from :func:`tutorlib.vae.seed_spread`, best with this
+    run's own seed left out) combined with the standard error over the images (paired). An effect passes
 
     - *in this run* if ``d > n_sd * noise``; or else
     - *over the seeds* if the seeds' mean exceeds ``n_sd`` standard errors of that mean, and this run
@@ -348,7 +366,6 @@ def check_iwae_effects(vae_curve: torch.Tensor, iwae_curve: torch.Tensor, spread
             raise ValueError(f"{name} must be a (len(ks), n) tensor from bound_curve")
     if vae_curve.shape != iwae_curve.shape:
         raise ValueError("vae_curve and iwae_curve must be on the same k's and images")
-    seeds = positive_int("seeds", seeds, minimum=2)
     n = vae_curve.shape[1]
     plateau = (iwae_curve[-1] - vae_curve[-1]).double()
     gap = ((iwae_curve[-1] - iwae_curve[0]) - (vae_curve[-1] - vae_curve[0])).double()
@@ -356,15 +373,16 @@ def check_iwae_effects(vae_curve: torch.Tensor, iwae_curve: torch.Tensor, spread
     for label, d, key in (("plateau (best estimate), IWAE - VAE", plateau, "plateau_difference"),
                           ("gap L_K - L_1, IWAE - VAE", gap, "gap_difference")):
         seed_sd = positive_float(f"spread[{key!r}]['sd']", spread[key]["sd"])
+        n_seeds = positive_int("seeds", spread[key].get("n") if seeds is None else seeds, minimum=2)
         seed_mean = float(spread[key]["mean"])
         img_se = float(d.std() / math.sqrt(n))
         noise = math.hypot(seed_sd, img_se)
         m = float(d.mean())
-        mean_se = seed_sd / math.sqrt(seeds)
+        mean_se = seed_sd / math.sqrt(n_seeds)
         here = m > n_sd * noise
         over_seeds = seed_mean > n_sd * mean_se and m > 0 and abs(m - seed_mean) <= n_sd * noise
         how = (f"clear in this run (above {n_sd:g} x noise = {n_sd * noise:.2f})" if here else
-               f"within this run's noise ({n_sd:g} x {noise:.2f}), but over {seeds} seeds {seed_mean:+.2f} "
+               f"within this run's noise ({n_sd:g} x {noise:.2f}), but over {n_seeds} seeds {seed_mean:+.2f} "
                f"(SE {mean_se:.2f}), which this run agrees with" if over_seeds else "not established")
         print(f"{'✓' if here or over_seeds else '✗'} {label}: {m:+.2f} nats in this run; noise {noise:.2f} "
               f"(seeds {seed_sd:.2f}, images {img_se:.2f}): {how}")

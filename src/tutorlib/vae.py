@@ -1409,8 +1409,11 @@ def one_sample_spread(model: VAE, x: torch.Tensor, draws: int = 16, seed: int = 
       summed over pixels;
     - ``"ratio"``: ``sqrt(within / between)``, the typical change one sample makes relative to the typical
       difference between two images' decodings (root mean square);
+    - ``"control"``: the same ratio for posteriors as wide as the prior, ``z = mu(x) + u`` (sigma = 1 around the
+      same codes): the yardstick for "narrow" (what one sample would change if the posterior were not narrow);
     - ``"identified"``: how often the code explains its own image best among ``x`` (``argmax_j q(x_j|z)``),
-      for ``"mean"`` (z = mu(x)), ``"sample"`` (one z ~ p(z|x)) and ``"prior"`` (z ~ q(z), a random code).
+      for ``"mean"`` (z = mu(x)), ``"sample"`` (one z ~ p(z|x)) and ``"prior"`` (z ~ q(z), a random code;
+      chance is ``1 / len(x)``).
     """
     draws = positive_int("draws", draws, minimum=2)
     g = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
@@ -1418,12 +1421,14 @@ def one_sample_spread(model: VAE, x: torch.Tensor, draws: int = 16, seed: int = 
     u = torch.randn((draws, *mu.shape), generator=g, dtype=mu.dtype).to(mu.device)
     within = float(model.mean(model.reparameterize(mu, logvar, draws, u=u)).var(0).sum(-1).mean())
     between = float(model.mean(mu).var(0).sum())
+    wide = float(model.mean(mu + u).var(0).sum(-1).mean())  # the same noise, sigma = 1: a prior-wide posterior
     own = torch.arange(x.shape[0], device=x.device)
 
     def identified(z):
         return float((pairwise_log_likelihood(model, x, z).argmax(1) == own).double().mean())
 
     return {"within": within, "between": between, "ratio": math.sqrt(within / between),
+            "control": math.sqrt(wide / between),
             "identified": {"mean": identified(mu), "sample": identified(model.reparameterize(mu, logvar, u=u[0])),
                            "prior": identified(torch.randn(mu.shape, generator=g, dtype=mu.dtype).to(mu.device))}}
 
@@ -1431,15 +1436,82 @@ def one_sample_spread(model: VAE, x: torch.Tensor, draws: int = 16, seed: int = 
 def check_one_sample_enough(spread: dict, max_ratio: float) -> None:
     """Su: every sample of the narrow posterior is almost the same, so one sample stands for many. The
     check: one posterior sample moves the decoded image by less than ``max_ratio`` of the typical
-    difference between two images (``spread["ratio"]`` from :func:`one_sample_spread`). Raises
-    :class:`tutorlib.IdentityError` otherwise (as for an encoder that is still the prior)."""
+    difference between two images (``spread["ratio"]`` from :func:`one_sample_spread`). Where ``spread``
+    holds the prior-wide ``"control"``, the threshold must separate the two: a control at or below
+    ``max_ratio`` means the check could not tell a narrow posterior from a prior-wide one, and it raises.
+    Raises :class:`tutorlib.IdentityError` otherwise (as for an encoder that is still the prior)."""
     from tutorlib.checks import IdentityError
 
     max_ratio = positive_float("max_ratio", max_ratio)
     ratio = float(spread["ratio"])
+    control = spread.get("control")
+    if control is not None and not float(control) > max_ratio:
+        raise IdentityError(f"the threshold {max_ratio:.3g} does not separate a narrow posterior from a prior-wide one "
+                            f"(whose ratio is {float(control):.3f}): the check is too weak to fail")
     ok = ratio < max_ratio
+    versus = "" if control is None else f"; a prior-wide posterior: {float(control):.3f}"
     print(f"{'✓' if ok else '✗'} one posterior sample moves the decoded image by {ratio:.3f} of the typical "
-          f"difference between images (rms); claim: below {max_ratio:.3g}")
+          f"difference between images (rms); claim: below {max_ratio:.3g}{versus}")
     if not ok:
         raise IdentityError(f"one posterior sample moves the decoded image by {ratio:.3f} of the difference between "
                             f"images, not below {max_ratio:.3g}: its samples are not almost the same")
+
+
+# --- chapter 3: the seed-to-seed spread of its quick-mode numbers --------------------------------------
+
+#: Written from ``benchmarks/ch03_seed_spread.json`` (``benchmarks/ch03_seed_spread.py``; a test keeps the
+#: two equal): the configuration and each seed's value of each quantity (:func:`seed_spread` summarises them).
+#: Like :data:`BURDA_PAPER_NLL`, a record of numbers kept in the library so that a chapter opened on Colab
+#: (which installs ``src/`` only) can read it.
+SEED_SPREAD: dict = {
+    "config": {"z_dim": 20, "hidden": 200, "lr": 0.003, "batch_size": 100, "steps": 800, "iwae_k": 5, "n_test": 500, "n_curve": 100, "curve_k": 1000, "test_reps": 10},
+    "seeds": [0, 1, 2, 3, 4, 5], "commit": "d61f914", "machine": "x86_64 2 cores, torch 2.13.0+cpu, 1 thread",
+    "per_seed": {
+        "test_loss_analytic": [119.1484, 119.7077, 119.5775, 120.0946, 119.5791, 120.7566],
+        "test_loss_sampled": [119.7338, 120.6273, 119.4606, 120.3409, 120.4792, 121.0537],
+        "test_loss_difference": [0.5855, 0.9196, -0.1169, 0.2463, 0.9, 0.2971],
+        "vae_L1": [-124.9717, -125.8648, -124.4795, -125.7858, -126.252, -126.343],
+        "vae_best": [-117.6571, -118.1926, -117.4934, -118.7344, -119.1018, -119.1321],
+        "vae_gap": [7.3146, 7.6722, 6.9861, 7.0514, 7.1502, 7.2109],
+        "iwae_L1": [-128.6102, -126.9849, -127.0589, -129.3348, -128.2431, -127.8578],
+        "iwae_best": [-116.2476, -116.1705, -116.5712, -117.7515, -116.9434, -117.0421],
+        "iwae_gap": [12.3627, 10.8144, 10.4877, 11.5833, 11.2997, 10.8158],
+        "plateau_difference": [1.4095, 2.0221, 0.9222, 0.9829, 2.1584, 2.09],
+        "gap_difference": [5.048, 3.1422, 3.5016, 4.5319, 4.1495, 3.6049],
+    },
+}
+
+
+def seed_spread(config: dict, exclude_seed: int | None = None) -> dict:
+    """The measured seed-to-seed spread of chapter 3's numbers for the configuration ``config`` (the
+    chapter's model size, learning rate, steps...): ``{quantity: {"mean", "sd", "n"}}`` over the recorded
+    seeds, leaving out ``exclude_seed`` if it is one of them (the chapter's own seed: its run is then
+    judged against the *other* seeds, not against a mean that includes it). Raises ``ValueError`` if the
+    recorded measurement was made with another configuration (re-run ``benchmarks/ch03_seed_spread.py``
+    after changing it)."""
+    import statistics
+
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a dict, got {type(config).__name__}")
+    recorded = SEED_SPREAD["config"]
+    differ = {k: (config[k], recorded.get(k)) for k in config if recorded.get(k) != config[k]}
+    if differ:
+        raise ValueError(f"config differs from the one the seed spread was measured with: {differ} "
+                         f"(given, recorded); re-run benchmarks/ch03_seed_spread.py")
+    keep = [i for i, s in enumerate(SEED_SPREAD["seeds"]) if s != exclude_seed]
+    out = {}
+    for key, values in SEED_SPREAD["per_seed"].items():
+        v = [values[i] for i in keep]
+        out[key] = {"mean": statistics.fmean(v), "sd": statistics.stdev(v), "n": len(v)}
+    return out
+
+
+def check_trained_alike(name_a: str, loss_a: float, name_b: str, loss_b: float, sd: float, n_sd: float = 3.0) -> None:
+    """Two models that differ only in their objective "train to the same place" when their test losses
+    differ by no more than ``n_sd`` times ``sd``, the measured seed-to-seed standard deviation of that
+    difference (from :func:`seed_spread`)."""
+    from tutorlib.checks import compare
+
+    sd = positive_float("sd", sd)
+    compare(f"test loss after training ({n_sd:g} x the seed-to-seed sd {sd:.3f} of the difference)",
+            float(loss_a), float(loss_b), atol=n_sd * sd, names=(name_a, name_b))
