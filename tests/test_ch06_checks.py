@@ -310,3 +310,37 @@ def test_fit_autoencoder_is_seeded_and_lowers_the_error():
         assert a.loss(x) < fresh.loss(x)
     with pytest.raises(ValueError, match="x must"):
         fvae.fit_autoencoder(torch.rand(10), 8, 5)
+
+
+# --- the statistics the chapter prints ----------------------------------------------------------------
+
+def test_sample_statistics_counts_inked_and_faint_pixels_and_checks_arguments():
+    x = torch.zeros(2, 784)
+    x[0, :100] = 1.0  # 100 inked pixels
+    x[1, :50] = 0.3  # 50 faint pixels
+    x[1, 50:60] = 2.0  # clipped to 1: 10 more inked
+    st = fvae.sample_statistics(x)
+    assert st["inked"] == pytest.approx(110 / 1568) and st["faint"] == pytest.approx(50 / 1568)
+    assert st["sharpness"] == pytest.approx(float(fvae.sharpness(x.clamp(0, 1)).mean()))
+    with pytest.raises(ValueError, match="images"):
+        fvae.sample_statistics(torch.zeros(0, 784))
+
+
+def test_bits_per_dim_per_example_agrees_with_metrics_and_converts_units():
+    from tutorlib import metrics
+
+    torch.manual_seed(0)
+    flow = flows.Glow(24, steps=2, hidden=8, depth=1)
+    pixels = torch.randint(0, 256, (30, 24))
+    flow(data.dequantize(pixels))  # initialise the actnorms
+    flow.eval()
+    b = fvae.bits_per_dim(flow, pixels, seed=3, batch_size=7)
+    assert b.shape == (30,) and b.dtype == torch.float64
+    reference = metrics.dequantized_nll(lambda x: flow.log_prob(x), pixels, batch_size=7, seed=3)
+    assert float(b.mean()) == pytest.approx(reference.bits_per_dim, rel=1e-12)
+    x = data.dequantize(pixels[:7], generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():  # the first batch by hand: -ln q in nats -> bits/dim of the discrete pixels
+        by_hand = (-flow.log_prob(x).double() / 24 + math.log(256)) / math.log(2)
+    torch.testing.assert_close(b[:7], by_hand)
+    with pytest.raises(ValueError, match="pixels"):
+        fvae.bits_per_dim(flow, torch.zeros(5))

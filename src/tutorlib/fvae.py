@@ -342,12 +342,13 @@ class FVAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``x = G(F^{-1}(u))`` with ``u ~ N(0, T^2 I)`` (the decoder's mean; no gradients): (n, D)."""
+        """``x = G(F^{-1}(z))`` with a prior draw ``z ~ q(z) = N(0, T^2 I)`` (the decoder's mean; no
+        gradients): (n, D). ``T`` scales the standard deviation, as ``std`` does in Su's ``f-VAEs.py``."""
         n, temperature = positive_int("n", n), positive_float("temperature", temperature)
         ref = self.log_sigma1
         gen_device = generator.device if generator is not None else ref.device
-        u = torch.randn(n, self.dim, generator=generator, dtype=ref.dtype, device=gen_device).to(ref.device)
-        return self.decode(self.F.inverse(temperature * u))
+        z = torch.randn(n, self.dim, generator=generator, dtype=ref.dtype, device=gen_device).to(ref.device)
+        return self.decode(self.F.inverse(temperature * z))
 
     @torch.no_grad()
     def latent(self, x: torch.Tensor) -> torch.Tensor:
@@ -765,12 +766,13 @@ def check_fvae_loss(model: "FVAE", x: torch.Tensor, u: torch.Tensor, *, rtol: fl
 
 
 def check_sampler(model: "FVAE", temperatures, n: int = 64, seed: int = 0, *, atol: float = 1e-6) -> None:
-    """``model.sample(n, T, generator)`` is ``G(F^{-1}(T u))`` with ``u ~ N(0, I)`` from the same
-    generator: ``T`` scales the *standard deviation* of the prior draw. The right-hand side is
-    computed here by hand (own draw, own reshapes, ``F.inverse`` and ``G`` called directly). The two
-    sides run the same float32 operations, so they agree to rounding; ``atol`` (pixel units) is ten
-    times float32's resolution near 1. Use temperatures other than 1: at ``T = 1`` the variance and
-    the standard-deviation conventions coincide."""
+    """``model.sample(n, T, generator)`` is ``G(F^{-1}(T z))`` with a prior draw ``z ~ N(0, I)`` from the
+    same generator: ``T`` scales the *standard deviation* of the prior draw, before ``F^{-1}``. The
+    right-hand side is computed here by hand (own draw, own reshapes, ``F.inverse`` and ``G`` called
+    directly). The two sides run the same float32 operations, so they agree to rounding (in practice
+    exactly); what the check can catch is the convention: ``T`` read as a variance (``sqrt(T)``), or
+    applied after ``F^{-1}``. ``atol`` (pixel units) is ten times float32's resolution near 1. Use
+    temperatures other than 1: at ``T = 1`` the variance and the standard-deviation conventions coincide."""
     from tutorlib import compare
 
     n, seed = positive_int("n", n), positive_int("seed", seed, minimum=0)
@@ -782,12 +784,12 @@ def check_sampler(model: "FVAE", temperatures, n: int = 64, seed: int = 0, *, at
     for T in temperatures:
         with torch.no_grad():
             got = model.sample(n, T, generator=torch.Generator(device=ref.device).manual_seed(seed))
-            u = torch.randn(n, model.dim, generator=torch.Generator(device=ref.device).manual_seed(seed),
+            z = torch.randn(n, model.dim, generator=torch.Generator(device=ref.device).manual_seed(seed),
                             dtype=ref.dtype, device=ref.device)
-            v = model.F.inverse(T * u)
+            v = model.F.inverse(T * z)
             by_hand = model.G(v.reshape(n, 4 * c, h // 2, w // 2)).reshape(n, model.dim)
-        compare(f"sample(n, T) = G(F^-1(T u)) at T = {T}", got, by_hand, atol=atol,
-                names=("FVAE.sample", "G(F^-1(T u)) by hand"))
+        compare(f"sample(n, T) = G(F^-1(T z)) at T = {T}", got, by_hand, atol=atol,
+                names=("FVAE.sample", "G(F^-1(T z)) by hand"))
 
 
 def reconstruction(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -846,3 +848,44 @@ def sharpness(images: torch.Tensor, shape=(28, 28)) -> torch.Tensor:
         raise ValueError(f"images must be a tensor of shape (n, {shape[0] * shape[1]})")
     im = images.reshape(-1, *shape)
     return ((im[:, 1:] - im[:, :-1]).abs().mean((1, 2)) + (im[:, :, 1:] - im[:, :, :-1]).abs().mean((1, 2))) / 2
+
+
+INK, FAINT = 0.5, 0.05  # pixel thresholds of sample_statistics: inked above INK, faint in (FAINT, INK]
+
+
+def sample_statistics(images: torch.Tensor, shape=(28, 28)) -> dict[str, float]:
+    """Three numbers that describe a set of images (n, h*w), each clipped to [0, 1] first:
+    ``inked``, the share of pixels above 0.5 (dark strokes); ``faint``, the share in (0.05, 0.5]
+    (grey haze and speckle); ``sharpness``, the mean of :func:`sharpness`. Chapter 6 reads the
+    temperature slider with them."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 2 or images.shape[0] == 0:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a non-empty tensor of shape (n, {shape[0] * shape[1]}), got {got}")
+    x = images.detach().float().cpu().clamp(0, 1)
+    return {"inked": float((x > INK).float().mean()), "faint": float(((x > FAINT) & (x <= INK)).float().mean()),
+            "sharpness": float(sharpness(x, shape).mean())}
+
+
+def bits_per_dim(model: nn.Module, pixels: torch.Tensor, levels: int = 256, seed: int = 0,
+                 batch_size: int = 1000) -> torch.Tensor:
+    """Each example's bound in bits per dimension on the discrete ``pixels`` (n, D) (integer levels):
+    dequantise once, ``x = (pixel + u) / levels`` with a generator seeded by ``seed`` (batch after
+    batch, as :func:`tutorlib.metrics.dequantized_nll` does), take :func:`neg_elbo` (nats) and convert,
+    ``(nats / D + ln levels) / ln 2``. Returns a float64 CPU tensor (n,): per example, so that a table
+    can split the test digits and give standard errors."""
+    from tutorlib.data import dequantize
+
+    if not isinstance(pixels, torch.Tensor) or pixels.ndim != 2 or pixels.shape[0] == 0:
+        got = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
+        raise ValueError(f"pixels must be a tensor of shape (n, D) of integer levels, got {got}")
+    levels, batch_size = positive_int("levels", levels, minimum=2), positive_int("batch_size", batch_size)
+    gen = torch.Generator(device=pixels.device).manual_seed(positive_int("seed", seed, minimum=0))
+    out = []
+    with torch.no_grad():
+        for start in range(0, pixels.shape[0], batch_size):
+            x = dequantize(pixels[start:start + batch_size], levels=levels, generator=gen)
+            out.append(neg_elbo(model, x).double().cpu())
+    nats = torch.cat(out)
+    if not torch.isfinite(nats).all():
+        raise ValueError("the model's bound is not finite on some examples")
+    return (nats / pixels.shape[1] + math.log(levels)) / math.log(2)

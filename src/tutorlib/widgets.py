@@ -1032,28 +1032,60 @@ def latent_dimension_slider(model, z0: torch.Tensor, static=(1, 500, 784), shape
 # --- chapter 6 -------------------------------------------------------------------------------
 
 INTERPOLATION_TS = tuple(round(0.1 * i, 1) for i in range(11))
+# chapter 6's temperatures: those of the chapter's table, from nearly one image (0.1) to speckle (2)
+FVAE_TEMPERATURES = (0.1, 0.25, 0.5, 0.8, 1.0, 1.5, 2.0)
+_STAT_STYLE = {"inked": ("inked share (> 0.5)", "C0", "o"), "faint": ("faint share (0.05-0.5)", "C1", "s"),
+               "sharpness": ("sharpness", "C2", "^")}
+
+
+def _side_panel(ax, width: float, height: float, factor: float, right: float = 0.97):
+    """Widen ``ax`` (an image of ``width`` x ``height`` pixels, drawn by ``image_grid``) by ``factor``
+    and return an inset axes in the space to the right of the image."""
+    ax.set_xlim(-0.5, width * factor)
+    ax.set_ylim(height, -0.5)
+    start = (width + 0.5) / (width * factor + 0.5)
+    return ax.inset_axes([start + 0.17, 0.22, right - start - 0.17, 0.66])
 
 
 def draw_interpolation(ax, t: float, paths: dict, ts=INTERPOLATION_TS, shape=(28, 28)):
     """Chapter 6: each model's decoded point ``(1 - t) code(x_a) + t code(x_b)`` side by side, each
-    named below its image. ``paths``: model name -> (len(ts), D) images from
-    :func:`tutorlib.fvae.interpolate` at ``ts``. Pure: it only reads ``paths``."""
+    named below its image, and on the right the :func:`tutorlib.fvae.sharpness` of every model's
+    image along the whole path (fixed axes for every ``t``) with ``t`` marked. ``paths``: model
+    name -> (len(ts), D) images from :func:`tutorlib.fvae.interpolate` at ``ts``. Pure: it only
+    reads ``paths``."""
+    from tutorlib.fvae import sharpness
+    from tutorlib.plotting import image_grid
+
     ts = [float(v) for v in ts]
     if float(t) not in ts:
         raise ValueError(f"t must be one of {ts}, got {t!r}")
     if not paths:
         raise ValueError("paths must not be empty")
     i = ts.index(float(t))
-    from tutorlib.plotting import image_grid
-
-    images = torch.stack([torch.as_tensor(p[i]) for p in paths.values()])
+    every = {name: torch.as_tensor(p).detach().cpu().float() for name, p in paths.items()}
+    if any(p.shape[0] != len(ts) for p in every.values()):
+        raise ValueError(f"every path must have one image per t ({len(ts)})")
+    images = torch.stack([p[i] for p in every.values()])
     if not torch.isfinite(images).all():
         raise FloatingPointError(f"interpolation at t = {t} gave non-finite values")
     image_grid(images.clamp(0, 1), shape, nrow=len(paths), ax=ax)
     h, w = shape
     for j, name in enumerate(paths):
         ax.text(j * (w + 1) + (w - 1) / 2, h + 0.5, name, ha="center", va="top", fontsize=9)
-    ax.set_ylim(h + 0.5 + 0.25 * h, -0.5)  # room for the names below the images
+    width = len(paths) * (w + 1) - 1
+    side = _side_panel(ax, width, h + 0.5 + 0.3 * h, 2.1, right=0.8)
+    curves = {name: sharpness(p.clamp(0, 1), shape).numpy() for name, p in every.items()}
+    top = max(float(c.max()) for c in curves.values())
+    for k, (name, c) in enumerate(curves.items()):
+        side.plot(ts, c, color=f"C{k}", lw=1.2, label=name)
+        side.plot([ts[i]], [c[i]], "o", color=f"C{k}", ms=4)
+    side.axvline(ts[i], color="0.4", lw=0.8, ls=":")
+    side.set_xlim(-0.04, 1.04)
+    side.set_ylim(0, 1.15 * top)
+    side.set_xlabel("t", fontsize=7, labelpad=1)
+    side.set_ylabel("sharpness", fontsize=7, labelpad=1)
+    side.tick_params(labelsize=6, pad=1)
+    side.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_title(f"t = {t}", fontsize=10)
     return ax
 
@@ -1061,5 +1093,70 @@ def draw_interpolation(ax, t: float, paths: dict, ts=INTERPOLATION_TS, shape=(28
 def interpolation_slider(paths: dict, ts=INTERPOLATION_TS, static=(0.0, 0.5, 1.0), shape=(28, 28)) -> None:
     """Chapter 6: the slider for the interpolation weight ``t`` between two real digits."""
     draw = functools.partial(draw_interpolation, paths=paths, ts=ts, shape=shape)
-    explore(draw, "t", [float(v) for v in ts], static=static, value=0.5, panel=(3.6, 1.9),
+    explore(draw, "t", [float(v) for v in ts], static=static, value=0.5, ncols=1, panel=(6.4, 1.9),
             title="interpolation between two test digits")
+
+
+def temperature_frames(model, temperatures=FVAE_TEMPERATURES, n: int = 36, seed: int = 0) -> dict:
+    """Chapter 6: ``n`` samples of ``model`` at each temperature, from the same seed (hence the same
+    underlying prior draws at every ``T``), clipped to [0, 1], with their
+    :func:`tutorlib.fvae.sample_statistics`: ``{T: (images (n, D), stats)}``. Computed once, so that
+    :func:`draw_fvae_temperature` only draws."""
+    from tutorlib.fvae import sample_statistics
+
+    n, seed = positive_int("n", n), positive_int("seed", seed, minimum=0)
+    temperatures = [float(v) for v in temperatures]
+    if not temperatures:
+        raise ValueError("temperatures must not be empty")
+    frames = {}
+    with torch.no_grad():
+        for T in temperatures:
+            x = model.sample(n, T, generator=torch.Generator().manual_seed(seed)).cpu()
+            if not torch.isfinite(x).all():
+                raise FloatingPointError(f"sampling at temperature {T} gave non-finite values")
+            x = x.clamp(0, 1)
+            frames[T] = (x, sample_statistics(x))
+    return frames
+
+
+def draw_fvae_temperature(ax, temperature: float, frames: dict, shape=(28, 28)):
+    """Chapter 6: the samples of ``frames[temperature]`` (from :func:`temperature_frames`) and, on the
+    right, the three statistics of the samples against ``T`` for every temperature (fixed axes), with
+    this ``T`` marked. Pure: it only reads ``frames``."""
+    import numpy as np
+
+    from tutorlib.plotting import image_grid
+
+    temps = sorted(float(v) for v in frames)
+    if float(temperature) not in temps:
+        raise ValueError(f"temperature must be one of {temps}, got {temperature!r}")
+    images, stats = frames[float(temperature)]
+    n = images.shape[0]
+    ncol = math.ceil(math.sqrt(n))
+    image_grid(images, shape, nrow=ncol, ax=ax)
+    h, w = shape
+    side = _side_panel(ax, ncol * (w + 1) - 1, math.ceil(n / ncol) * (h + 1) - 1, 2.0)
+    for key, (label, color, marker) in _STAT_STYLE.items():
+        values = np.array([frames[T][1][key] for T in temps])
+        side.plot(temps, values, color=color, lw=1.2, label=label)
+        side.plot([float(temperature)], [stats[key]], marker, color=color, ms=5)
+    side.axvline(float(temperature), color="0.4", lw=0.8, ls=":")
+    top = max(frames[T][1][key] for T in temps for key in _STAT_STYLE)
+    side.set_xlim(0, 1.05 * temps[-1])
+    side.set_ylim(0, 1.15 * top)
+    side.set_xlabel("temperature T", fontsize=7, labelpad=1)
+    side.set_ylabel("share of pixels / sharpness", fontsize=7, labelpad=1)
+    side.tick_params(labelsize=6, pad=1)
+    side.legend(fontsize=6, loc="upper right", frameon=False)
+    ax.set_title(f"T = {temperature:g}: {stats['inked']:.1%} inked, {stats['faint']:.1%} faint, "
+                 f"sharpness {stats['sharpness']:.3f}", fontsize=9)
+    return ax
+
+
+def fvae_temperature_slider(frames: dict, static=(0.1, 0.8, 2.0), shape=(28, 28)) -> None:
+    """Chapter 6: the slider for the sampling temperature ``T`` of the f-VAE, over the temperatures of
+    ``frames`` (:func:`temperature_frames`)."""
+    draw = functools.partial(draw_fvae_temperature, frames=frames, shape=shape)
+    temps = sorted(float(v) for v in frames)
+    explore(draw, "T", temps, static=static, value=0.8 if 0.8 in temps else None, ncols=1, panel=(6.4, 3.0),
+            title="f-VAE samples at temperature T")
