@@ -326,10 +326,12 @@ LIPSCHITZ_METHODS = ("clip", "gp", "sn")
 
 def fit_wasserstein_critic(sample_p: Callable[[int], torch.Tensor], sample_q: Callable[[int], torch.Tensor],
                            method: str, dim: int = 1, steps: int = 500, batch_size: int = 256, hidden: int = 64,
-                           lr: float = 1e-3, clip: float = 0.05, lam: float = 10.0):
+                           lr: float = 1e-3, clip: float = 0.05, lam: float = 10.0, depth: int = 2):
     """Train a critic to maximise ``E_p[T] - E_q[T]`` under one of the three ways of imposing the
     Lipschitz constraint (chapter 7): ``"clip"`` (weights clipped to ``[-clip, clip]``), ``"gp"``
     (gradient penalty with weight ``lam``) or ``"sn"`` (spectral normalisation of every layer).
+    The critic is :func:`mlp` with ``depth`` hidden layers of ``hidden`` units, trained by Adam with
+    ``lr`` and betas (0.5, 0.9) (those of WGAN-GP's released ``gan_toy.py``) for every method.
 
     Returns ``(critic, history)``; ``history["estimate"]`` is ``E_p[T] - E_q[T]`` on each batch.
     """
@@ -338,7 +340,7 @@ def fit_wasserstein_critic(sample_p: Callable[[int], torch.Tensor], sample_q: Ca
     one_of("method", method, LIPSCHITZ_METHODS)
     steps, batch_size = positive_int("steps", steps), positive_int("batch_size", batch_size)
     clip, lam, lr = positive_float("clip", clip), positive_float("lam", lam), positive_float("lr", lr)
-    critic = mlp(positive_int("dim", dim), 1, hidden=hidden, spectral=method == "sn")
+    critic = mlp(positive_int("dim", dim), 1, hidden=hidden, depth=positive_int("depth", depth), spectral=method == "sn")
     opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
     history = History()
     for step in range(steps):
@@ -767,6 +769,85 @@ def time_critic_steps(sample_p: Callable[[int], torch.Tensor], sample_q: Callabl
             times[m].append((time.process_time() - start) / steps * 1e3)
     times["_order"] = [sorted(methods, key=lambda m: times[m][r]) for r in range(rounds)]
     return times
+
+
+def lipschitz_runs(sample_p: Callable[[int], torch.Tensor], sample_q: Callable[[int], torch.Tensor], seeds,
+                   grid: torch.Tensor, methods=LIPSCHITZ_METHODS, n_eval: int = 200_000, **kwargs) -> list[dict]:
+    """Chapter 7: train one critic per method and seed with :func:`fit_wasserstein_critic`
+    (``torch.manual_seed(seed)`` first; ``kwargs`` go to it) and measure each: ``estimate`` =
+    ``E_p[T] - E_q[T]`` on ``n_eval`` fresh samples of each, ``slope`` = :func:`lipschitz_on_grid`
+    on ``grid``, ``product`` = :func:`spectral_bound`. Returns one dict per run, with the
+    ``critic`` and its training ``history`` (the batch estimates), in the order method by method,
+    seed by seed."""
+    methods = [one_of("method", m, LIPSCHITZ_METHODS) for m in methods]
+    seeds = [positive_int("seeds[i]", int(sd), minimum=0) for sd in seeds]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    n_eval = positive_int("n_eval", n_eval)
+    rows = []
+    for method in methods:
+        for seed in seeds:
+            torch.manual_seed(seed)
+            critic, history = fit_wasserstein_critic(sample_p, sample_q, method, **kwargs)
+            with torch.no_grad():
+                estimate = float(critic(sample_p(n_eval)).mean() - critic(sample_q(n_eval)).mean())
+            rows.append({"method": method, "seed": seed, "critic": critic, "history": history, "estimate": estimate,
+                         "slope": lipschitz_on_grid(critic, grid), "product": spectral_bound(critic)})
+    return rows
+
+
+def gp_linear_critic(w1: float, lam: float = 10.0) -> dict:
+    """Chapter 7: the gradient penalty's optima for a critic that is linear, with slope ``k``, between
+    the data and the fakes, when the best 1-Lipschitz critic has slope magnitude 1 and value ``w1``.
+    The critic's loss is ``-k w1 + lam (|k| - 1)^2`` (``k > 0`` the right sign). Its global minimum
+    is ``k = 1 + w1 / (2 lam)`` (estimate ``w1 k``: the soft penalty overshoots); for ``w1 < 2 lam``
+    a second, local minimum of the *wrong* sign sits at ``k = -(1 - w1 / (2 lam))`` (estimate
+    ``w1 k < 0``), walled off by the penalty ``lam`` at ``k = 0``. Returns the two slopes and
+    estimates (the wrong ones ``nan`` when that minimum does not exist)."""
+    w1, lam = positive_float("w1", w1), positive_float("lam", lam)
+    right = 1.0 + w1 / (2.0 * lam)
+    wrong = -(1.0 - w1 / (2.0 * lam)) if w1 < 2.0 * lam else math.nan
+    return {"slope": right, "estimate": w1 * right, "wrong_slope": wrong, "wrong_estimate": w1 * wrong,
+            "barrier": lam}
+
+
+def critic_bend(critic: Callable, a: float, centre: float = 0.0) -> float:
+    """``(2 T(c) - T(c + a) - T(c - a)) / (2 a)`` of a 1-D critic: its mean downward slope away from
+    ``c`` on both sides (1 for ``T = -|x - c|``, 0 for any straight line)."""
+    a, centre = positive_float("a", a), float(centre)
+    with torch.no_grad():
+        t = critic(torch.tensor([[centre - a], [centre], [centre + a]])).flatten().double()
+    return float((2 * t[1] - t[0] - t[2]) / (2 * a))
+
+
+def check_bend_bound(critic: torch.nn.Module, a: float, bound: float = 1.0, tol: float = 1e-3,
+                     label: str = "one hidden layer, spectrally normalised") -> dict:
+    """Chapter 7: raise :class:`tutorlib.IdentityError` unless a one-hidden-layer ReLU critic obeys
+    ``|critic_bend(a)| <= product / 2`` (the product of its two layers' spectral norms: each hidden unit
+    ``a_i ReLU(w_i x + b_i)`` adds at most ``|a_i w_i| a`` to ``T(a) + T(-a) - 2 T(0)``, and
+    ``sum |a_i w_i| <= ||a|| ||w||`` by Cauchy-Schwarz) and ``product <= bound (1 + tol)``. So a
+    spectrally normalised critic of this shape bends at most half as much as ``-|x|``. Returns the
+    numbers."""
+    from tutorlib.checks import IdentityError
+
+    layers = [m for m in critic.modules() if isinstance(m, torch.nn.Linear)]
+    if len(layers) != 2 or layers[0].in_features != 1 or layers[1].out_features != 1:
+        raise ValueError("critic must be a 1-D ReLU network with one hidden layer (two Linear layers)")
+    bound = positive_float("bound", bound)
+    tol = positive_float("tol", tol, allow_zero=True)
+    critic.eval()
+    bend, product = critic_bend(critic, a), spectral_bound(critic)
+    ok_theorem = abs(bend) <= product / 2 * (1 + 1e-5)
+    ok_promise = product <= bound * (1 + tol)
+    print(f"{'✓' if ok_theorem and ok_promise else '✗'} {label}: it bends at most half as much as -|x|\n"
+          f"    bend (2T(0) - T({a:g}) - T(-{a:g}))/{2 * a:g} = {bend:.6f} {'<=' if ok_theorem else '>'} "
+          f"product of spectral norms / 2 = {product / 2:.6f}; product {product:.6f} "
+          f"{'<=' if ok_promise else '>'} {bound:g} x (1 + {tol:.0e})")
+    if not ok_theorem:
+        raise IdentityError(f"{label}: the bend {bend:.6f} exceeds half the product of spectral norms {product:.6f}")
+    if not ok_promise:
+        raise IdentityError(f"{label}: the product of spectral norms {product:.6f} exceeds {bound:g} x (1 + {tol:g})")
+    return {"bend": bend, "product": product}
 
 
 # --- chapter 8: the delta chase ---------------------------------------------------------------------

@@ -565,14 +565,17 @@ def _gaussian_pair_curves(sigma: float, s_max: float = 6.5, n: int = 66):
 
 def draw_gaussian_pair(ax, separation: float, sigma: float = PAIR_SIGMA):
     """Chapter 7: ``p = N(0, sigma^2)`` (the data) and ``q = N(s, sigma^2)`` (the fakes), ``s`` the
-    ``separation``. Left, on a log axis: the gradient each divergence gives a fake sample at ``x``
-    (JS: :func:`tutorlib.divergences.js_sample_gradient`; W1: 1), with the bulk (2 sigma either
-    side) of p and q shaded. Right: JS and W1 against the separation, with ``s`` marked. Fixed axes
-    for every ``s``."""
+    ``separation``. Left, on a log axis: the gradient each generator loss gives a fake sample at
+    ``x`` at the optimal critic -- JS's minimax loss
+    (:func:`tutorlib.divergences.js_sample_gradient`), W1 (1 everywhere) and, thin and dashed, the
+    non-saturating ``-ln D`` (:func:`tutorlib.divergences.js_nonsaturating_gradient`, not a gradient
+    of JS) -- with the bulk (2 sigma either side) of p and q shaded and the midpoint ``s/2`` marked.
+    Right: JS and W1 against the separation, with ``s`` marked. Fixed axes for every ``s``."""
     import numpy as np
 
     from tutorlib._validate import positive_float
-    from tutorlib.divergences import gaussian_pair_js, js_sample_gradient, mean_sample_gradient
+    from tutorlib.divergences import (gaussian_pair_js, js_nonsaturating_gradient, js_sample_gradient,
+                                      mean_sample_gradient)
 
     s, sigma = positive_float("separation", separation), positive_float("sigma", sigma)
     ax.set_axis_off()
@@ -580,15 +583,20 @@ def draw_gaussian_pair(ax, separation: float, sigma: float = PAIR_SIGMA):
     x = np.linspace(-2.0, 8.0, 801)
     left.axvspan(-2 * sigma, 2 * sigma, color="0.5", alpha=0.25, lw=0, label="bulk of p (data)")
     left.axvspan(s - 2 * sigma, s + 2 * sigma, color="C3", alpha=0.2, lw=0, label="bulk of q (fakes)")
-    left.semilogy(x, np.maximum(js_sample_gradient(x, s, sigma), 1e-300), color="C0", lw=1.8, label="JS")
+    left.axvline(s / 2, color="k", lw=0.6, ls=":")
+    left.semilogy(x, np.maximum(js_sample_gradient(x, s, sigma), 1e-300), color="C0", lw=1.8,
+                  label="JS (minimax loss)")
     left.semilogy(x, np.ones_like(x), color="C1", lw=1.8, label="W1")
+    left.semilogy(x, np.maximum(js_nonsaturating_gradient(x, s, sigma), 1e-300), color="0.35", lw=1.0, ls="--",
+                  label="-ln D (not JS)")
     left.set_xlim(x[0], x[-1])
-    left.set_ylim(1e-12, 30.0)
-    left.set_xlabel("position x of a fake sample")
+    left.set_ylim(1e-12, 300.0)
+    left.set_xlabel("position x of a fake sample (dotted: midpoint s/2)")
     left.set_ylabel("|gradient| on it (log)")
-    left.legend(loc="lower left", fontsize=7, ncol=2)
+    left.legend(loc="lower left", fontsize=6.5, ncol=2)
     mean_js = mean_sample_gradient(js_sample_gradient, s, sigma)
-    left.set_title(f"s = {s:g}: mean gradient on the fakes: JS {mean_js:.2g}, W1 1", fontsize=8)
+    left.set_title(f"s = {s:g}: gradient at the fakes' centre: JS {float(js_sample_gradient(s, s, sigma)):.2g}, "
+                   f"mean over the fakes {mean_js:.2g}; W1 1", fontsize=8)
     ss, js, _ = _gaussian_pair_curves(sigma)
     right.plot(ss, js, color="C0", lw=1.8, label="JS")
     right.plot(ss, ss, color="C1", lw=1.8, label="W1 = s")
@@ -604,6 +612,21 @@ def draw_gaussian_pair(ax, separation: float, sigma: float = PAIR_SIGMA):
     right.set_title(f"JS = {js_s:.4f}, W1 = {s:g}", fontsize=8)
     right.legend(loc="upper left", fontsize=7)
     return ax
+
+
+def gaussian_pair_alt(separation: float, sigma: float = PAIR_SIGMA) -> str:
+    """The alt text of one frame of :func:`draw_gaussian_pair`, with that frame's numbers."""
+    from tutorlib.divergences import (gaussian_pair_js, js_nonsaturating_gradient, js_sample_gradient,
+                                      mean_sample_gradient)
+
+    s = float(separation)
+    return (f"Two Gaussians of width {sigma:g} at separation s = {s:g}. Left, log scale: the gradient JS gives "
+            f"a fake sample is {s / (2 * sigma**2):.2g} well left of the midpoint and "
+            f"{float(js_sample_gradient(s, s, sigma)):.2g} at the fakes' centre "
+            f"(mean over the fakes {mean_sample_gradient(js_sample_gradient, s, sigma):.2g}), "
+            f"W1 gives 1 everywhere, the non-saturating -ln D gives "
+            f"{float(js_nonsaturating_gradient(s, s, sigma)):.2g} at the fakes' centre. "
+            f"Right: JS = {gaussian_pair_js(s, sigma):.4f} nats against ln 2 = 0.6931, W1 = {s:g}")
 
 
 def draw_qp_delta(ax, lam: float):
@@ -664,7 +687,7 @@ def draw_qp_lambda(ax, lam: float, separation: float = QP_PAIR[0], sigma: float 
 def delta_distance_slider(static=(0.5, 2.0, 4.0)) -> None:
     """Chapter 7: the slider for the separation of two Gaussians of width ``PAIR_SIGMA``."""
     explore(draw_gaussian_pair, "s", DISTANCES, static=static, value=1.0, ncols=1, panel=(8.0, 2.7),
-            title="two Gaussians of width 0.5 at separation s")
+            title="two Gaussians of width 0.5 at separation s", alt=gaussian_pair_alt)
 
 
 def lambda_slider(static=(0.1, 1.0, 10.0, 100.0)) -> None:
