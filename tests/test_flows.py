@@ -282,3 +282,23 @@ def test_full_mode_recipe_on_a_tiny_configuration(tmp_path):
 def test_bad_arguments_raise_value_errors_naming_them(call, name):
     with pytest.raises(ValueError, match=rf"\b{name}\b"):
         call()
+
+
+def test_actnorm_reads_its_initialised_flag_once_and_follows_a_loaded_state():
+    layer = flows.ActNorm(3)
+    x = torch.randn(16, 3) * 5 + 2
+    layer.train()
+    layer(x)
+    assert layer._initialized is True and bool(layer.initialized)
+    scale = layer.log_scale.detach().clone()
+    layer(x * 10)  # already initialised: the second batch must not re-initialise
+    assert torch.equal(layer.log_scale.detach(), scale)
+    fresh = flows.ActNorm(3)
+    fresh.train()
+    fresh.load_state_dict(layer.state_dict())
+    fresh(x * 10)  # the loaded flag says initialised
+    assert torch.equal(fresh.log_scale.detach(), scale)
+    blank = flows.ActNorm(3)
+    layer.load_state_dict(blank.state_dict())  # loading an uninitialised state re-arms it
+    layer(x)
+    assert torch.allclose(layer(x)[0].mean(0), torch.zeros(3), atol=1e-5)

@@ -400,7 +400,9 @@ def dequantize(pixels: torch.Tensor, levels: int = 256, generator: torch.Generat
     if not isinstance(pixels, torch.Tensor):
         raise ValueError(f"pixels must be a tensor of integer levels, got {type(pixels).__name__}")
     p = pixels.float() if not pixels.is_floating_point() else pixels
-    if p.numel() and (p.min() < 0 or p.max() > levels - 1 or not torch.equal(p, p.round())):
+    # uint8 pixels with 256 levels are valid by their type: no check (on a GPU each check is a sync)
+    if not (pixels.dtype == torch.uint8 and levels == 256) and p.numel() and (
+            p.min() < 0 or p.max() > levels - 1 or not torch.equal(p, p.round())):
         raise ValueError(f"pixels must be integers in 0..{levels - 1}")
     u = torch.rand(p.shape, generator=generator, device=p.device, dtype=torch.float32)
     return (p.float() + u) / levels

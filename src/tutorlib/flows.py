@@ -252,6 +252,16 @@ class ActNorm(FlowLayer):
         self.bias = nn.Parameter(torch.zeros(self.dim))
         self.log_scale = nn.Parameter(torch.zeros(self.dim))
         self.register_buffer("initialized", torch.tensor(False))
+        self._initialized = None  # a Python copy of the buffer: reading it from a GPU would sync every step
+
+    def _is_initialized(self) -> bool:
+        if self._initialized is None:  # read the buffer once, then remember it
+            self._initialized = bool(self.initialized)
+        return self._initialized
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._initialized = None  # the loaded buffer decides
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
@@ -263,10 +273,11 @@ class ActNorm(FlowLayer):
         self.log_scale.copy_(-(x.std(dim=0) + self.eps).log())
         self.bias.copy_(-x.mean(dim=0) * self.log_scale.exp())
         self.initialized.fill_(True)
+        self._initialized = True
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_batch("x", x, self.dim)
-        if self.training and not bool(self.initialized):
+        if self.training and not self._is_initialized():
             self.initialize(x)
         return x * self.log_scale.exp() + self.bias, self.log_scale.sum().expand(x.shape[0])
 
