@@ -801,7 +801,8 @@ def check_wgan_gp_runaway(theta, slope, lam: float = 10.0, atol: float = 0.1, af
     data point at 0), check the explanation of WGAN-GP's runaway. At every logged step with
     ``theta <= after`` (``after < 0``: past the data point) -- or ``theta >= after`` (``after > 0``: a
     generator that moves away from the data on its own side) -- the critic's slope must point away
-    from the data and lie within ``atol`` of :func:`wgan_gp_stuck_slope`; raises
+    from the data and lie within ``atol`` of :func:`wgan_gp_stuck_slope` (steps with ``|theta| >= 2 lam``,
+    where that local minimum no longer exists, are left out); raises
     :class:`tutorlib.IdentityError` otherwise, or if theta never got that far. Returns the number of
     steps checked."""
     import numpy as np
@@ -814,7 +815,8 @@ def check_wgan_gp_runaway(theta, slope, lam: float = 10.0, atol: float = 0.1, af
     after = float(after)
     if after == 0 or not math.isfinite(after):
         raise ValueError(f"after must be a finite number other than 0, got {after}")
-    past = theta <= after if after < 0 else theta >= after
+    lam = positive_float("lam", lam)
+    past = (theta <= after if after < 0 else theta >= after) & (np.abs(theta) < 2 * lam)  # where the law exists
     relation = "<=" if after < 0 else ">="
     if not past.any():
         raise IdentityError(f"{label}: theta never reached {relation} {after:g} (last {theta[-1]:+.3f}): no runaway")
