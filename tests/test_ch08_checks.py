@@ -129,6 +129,75 @@ def test_qp_gaussian_critic_and_gradient():
                        10.0 * dv.qp_gaussian_generator_gradient(xs, s, sigma, 1.0), rtol=1e-12)
 
 
+def test_qp_gaussian_divergence_against_the_double_integral():
+    """The one-dimensional reduction against a plain 2-D grid sum of (lam/4) (a-b)^2/(a+b) |x-y|."""
+    sigma, lam = 0.5, 3.0
+    for s in (0.3, 1.0, 2.5):
+        g = np.linspace(-7 * sigma, s + 7 * sigma, 1601)
+        h = g[1] - g[0]
+        x, y = np.meshgrid(g, g, indexing="ij")
+        pdf = lambda v, m: np.exp(-0.5 * ((v - m) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))  # noqa: E731
+        a, b = pdf(x, 0) * pdf(y, s), pdf(y, 0) * pdf(x, s)
+        grid = lam / 4 * (np.where(a + b > 0, (a - b) ** 2 / np.where(a + b > 0, a + b, 1), 0) * np.abs(x - y)).sum() * h * h
+        assert dv.qp_gaussian_divergence(s, sigma, lam) == pytest.approx(grid, rel=1e-5)
+    assert dv.qp_gaussian_divergence(8.0, sigma, lam) == pytest.approx(lam * 8.0 / 2, rel=1e-9)  # the deltas' lam d / 2
+
+
+def test_qp_gaussian_gradients_against_difference_quotients():
+    s, sigma, lam = 1.5, 0.5, 2.0
+    xr = np.array([-0.4, 0.1, 0.9])
+    xf = np.array([1.2, 1.9, 0.3])
+    e = 1e-6
+    crit = lambda b: dv.qp_gaussian_critic(xr, b, s, sigma, lam)  # noqa: E731
+    quad = lambda b: crit(b) ** 2 / (2 * lam * np.abs(xr - b))  # noqa: E731
+    assert np.allclose(dv.qp_gaussian_critic_gradient(xr, xf, s, sigma, lam), (crit(xf + e) - crit(xf - e)) / (2 * e),
+                       rtol=1e-7)
+    assert np.allclose(dv.qp_gaussian_quadratic_gradient(xr, xf, s, sigma, lam), (quad(xf + e) - quad(xf - e)) / (2 * e),
+                       rtol=1e-7)
+    # the slider's grid mean over x_r against adaptive quadrature split at the kink x_r = x_f
+    from scipy.integrate import quad as integrate
+
+    pdf = lambda a: math.exp(-0.5 * (a / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))  # noqa: E731
+    for v in (0.5, 2.0):
+        f = lambda a: pdf(a) * float(dv.qp_gaussian_critic_gradient(a, v, s, sigma, lam))  # noqa: E731
+        exact = integrate(f, -8 * sigma, v, epsabs=1e-13)[0] + integrate(f, v, 8 * sigma + s, epsabs=1e-13)[0]
+        assert dv.qp_gaussian_generator_gradient(v, s, sigma, lam) == pytest.approx(exact, rel=1e-4)
+
+
+def test_qp_gaussian_pair_mean_of_known_moments():
+    s, sigma = 1.3, 0.5
+    assert dv.qp_gaussian_pair_mean(lambda a, b: b - a, s, sigma) == pytest.approx(s, rel=1e-12)
+    assert dv.qp_gaussian_pair_mean(lambda a, b: a * a, s, sigma) == pytest.approx(sigma**2, rel=1e-12)
+    # E|z| for z ~ N(s, 2 sigma^2): a kink at 0
+    w = math.sqrt(2) * sigma
+    e_abs = w * math.sqrt(2 / math.pi) * math.exp(-s * s / (2 * w * w)) + s * math.erf(s / (w * math.sqrt(2)))
+    assert dv.qp_gaussian_pair_mean(lambda a, b: np.abs(b - a), s, sigma) == pytest.approx(e_abs, rel=1e-12)
+
+
+@pytest.mark.parametrize("s", [0.25, 1.0, 3.0])
+def test_envelope_check_passes_and_reports_the_ratio(s):
+    out = dv.check_qp_gaussian_gradient(s, 0.5, 2.0)
+    assert 0.5 < out["ratio"] <= 1.0 + 1e-6
+    assert out["gradient"] == pytest.approx(out["dD_ds"] + out["quadratic"], abs=1e-9)
+
+
+def test_envelope_check_fails_on_broken_gradients():
+    s, sigma, lam = 1.0, 0.5, 2.0
+    with pytest.raises(IdentityError, match="envelope"):  # a generator gradient 1 % too large
+        dv.check_qp_gaussian_gradient(s, sigma, lam, critic_gradient=lambda *a: 1.01 * dv.qp_gaussian_critic_gradient(*a))
+    with pytest.raises(IdentityError, match="envelope"):  # "the generator descends 2D": no dropped term
+        dv.check_qp_gaussian_gradient(s, sigma, lam, quadratic_gradient=lambda *a: dv.qp_gaussian_critic_gradient(*a) / 2)
+
+    def no_tanh_derivative(xr, xf, s_, sg, lam_):  # the quadratic term's gradient without d tanh / d x_f
+        u = s_ * (xf - xr) / sg**2
+        return 0.5 * lam_ * np.sign(xf - xr) * np.tanh(u / 2) ** 2
+
+    with pytest.raises(IdentityError, match="envelope"):
+        dv.check_qp_gaussian_gradient(s, sigma, lam, quadratic_gradient=no_tanh_derivative)
+    with pytest.raises(ValueError, match="separation"):
+        dv.check_qp_gaussian_gradient(-1.0, sigma, lam)
+
+
 def test_lambda_slider_draws_different_pictures():
     def pixels(lam):
         fig, ax = plt.subplots(figsize=(4.6, 3.2))
@@ -152,8 +221,14 @@ def test_stuck_slope_is_the_local_minimum_of_the_penalised_loss():
     for theta in (-0.5, -3.0, -12.0):
         loss = s * theta + lam * (np.abs(s) - 1) ** 2
         assert gan.wgan_gp_stuck_slope(theta, lam) == pytest.approx(s[loss.argmin()], abs=1e-4)
-    with pytest.raises(ValueError, match="theta"):
-        gan.wgan_gp_stuck_slope(1.0, lam)
+    # the mirror image: a generator on the positive side with a critic whose slope points away
+    for theta in (0.5, 4.0, 12.0):
+        loss = -s * theta + lam * (np.abs(s) - 1) ** 2  # slope -s > 0, theta > 0
+        assert gan.wgan_gp_stuck_slope(theta, lam) == pytest.approx(-s[loss.argmin()], abs=1e-4)
+    assert gan.wgan_gp_stuck_slope(-3.0, lam) == pytest.approx(-gan.wgan_gp_stuck_slope(3.0, lam), abs=1e-15)
+    for bad in (0.0, 20.0, -25.0):
+        with pytest.raises(ValueError, match="theta"):
+            gan.wgan_gp_stuck_slope(bad, lam)
 
 
 def _runaway(lam=10.0):
@@ -178,6 +253,67 @@ def test_runaway_check_fails_when_the_explanation_does_not_hold(breaks):
         theta = np.abs(theta) + 0.5
     with pytest.raises(IdentityError):
         gan.check_wgan_gp_runaway(theta, slope, atol=0.02)
+
+
+def test_runaway_check_on_the_generators_own_side():
+    """A critic initialised with the wrong sign: the generator walks away from 4 without approaching."""
+    theta = np.linspace(4.0, 9.5, 30)
+    slope = gan.wgan_gp_stuck_slope(theta)
+    assert gan.check_wgan_gp_runaway(theta, slope + 0.01, atol=0.02, after=5.0) > 10
+    with pytest.raises(IdentityError):  # a slope of +1 exactly: not the penalty's local minimum
+        gan.check_wgan_gp_runaway(theta, np.ones_like(theta), atol=0.02, after=5.0)
+    with pytest.raises(IdentityError):  # the right sign (towards the data) is not the trap
+        gan.check_wgan_gp_runaway(theta, -slope, atol=0.02, after=5.0)
+    with pytest.raises(IdentityError, match="never"):
+        gan.check_wgan_gp_runaway(theta, slope, after=12.0)
+    with pytest.raises(ValueError, match="after"):
+        gan.check_wgan_gp_runaway(theta, slope, after=0.0)
+
+
+def _chase(optimiser, gradient_scale, steps=100, lr=0.02):
+    x = torch.nn.Parameter(torch.tensor([4.0]))
+    opt = optimiser([x], lr=lr)
+    xs = []
+    for _ in range(steps):
+        opt.zero_grad()
+        (gradient_scale * x).sum().backward()
+        opt.step()
+        xs.append(float(x.detach()))
+    return np.arange(steps), np.array(xs)
+
+
+def test_adam_pace_check_passes_for_adam_and_fails_for_gradient_descent():
+    adam = lambda p, lr: torch.optim.Adam(p, lr=lr, betas=(0.5, 0.999))  # noqa: E731
+    for scale in (1.0, 10.0):
+        assert gan.check_adam_pace(*_chase(adam, scale), lr=0.02) == pytest.approx(0.02, rel=1e-3)
+    steps, xs = _chase(torch.optim.SGD, 10.0, steps=12, lr=0.02)  # a step of lr x gradient = 0.2
+    with pytest.raises(IdentityError):
+        gan.check_adam_pace(steps, xs, lr=0.02)
+    steps, xs = _chase(torch.optim.SGD, 0.1, lr=0.02)  # a vanishing-gradient pace: 0.002
+    with pytest.raises(IdentityError):
+        gan.check_adam_pace(steps, xs, lr=0.02)
+
+
+def test_stalled_check():
+    assert gan.check_stalled([4.0, 3.8, 3.6], start=4.0, max_move=1.0) == pytest.approx(0.4)
+    with pytest.raises(IdentityError):
+        gan.check_stalled(np.linspace(4.0, 0.0, 30), start=4.0, max_move=1.0)  # it reached the data
+
+
+def test_qp_critic_scale():
+    x_r, x_f = torch.zeros(5, 1), torch.full((5, 1), 3.0)
+    lam = 10.0
+
+    def optimum(x):  # the two-deltas optimum: T(0) - T(3) = lam * 3
+        return -lam * x[:, 0]
+
+    assert gan.qp_critic_scale(optimum, x_r, x_f, lam) == pytest.approx(1.0)
+    assert gan.qp_critic_scale(lambda x: 0.1 * optimum(x), x_r, x_f, lam) == pytest.approx(0.1)
+    pair = gan.PairCritic(1, hidden=4)
+    v = gan.qp_critic_scale(pair, x_r, x_f, lam)
+    with torch.no_grad():
+        expected = float(((pair(x_r, x_f) - pair(x_f, x_r)) / (lam * 3.0)).mean())
+    assert v == pytest.approx(expected, rel=1e-6)
 
 
 def test_adam_moves_a_point_at_the_learning_rate_whatever_the_gradient_size():

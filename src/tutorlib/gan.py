@@ -861,26 +861,31 @@ def critic_slope(critic: Callable, x) -> float:
 
 def wgan_gp_stuck_slope(theta, lam: float = 10.0):
     """The slope at which a WGAN-GP critic that is linear on the segment between the data point 0
-    and the generator's point ``theta < 0`` stays stuck with the *wrong* (negative) sign: the local
-    minimum of its loss ``s theta + lam (|s| - 1)^2`` over ``s < 0``, ``s = -(1 - |theta| / (2 lam))``.
-    It exists while ``|theta| < 2 lam``; the right slope, ``+1 + |theta| / (2 lam)``, is the global
-    minimum, but reaching it means passing ``s = 0``, where the penalty is ``lam``."""
+    and the generator's point ``theta`` stays stuck with the *wrong* sign (pointing away from the
+    data): the local minimum of its loss ``T(theta) - T(0) + lam (|s| - 1)^2 = s theta + lam (|s| - 1)^2``
+    on the side ``s theta > 0``, ``s = sign(theta) (1 - |theta| / (2 lam))``. It exists while
+    ``0 < |theta| < 2 lam``; the right slope, ``-sign(theta) (1 + |theta| / (2 lam))``, is the global
+    minimum, but reaching it means passing ``s = 0``, where the penalty is ``lam``. (For ``theta < 0``:
+    ``-(1 - |theta| / (2 lam))``.)"""
     import numpy as np
 
     lam = positive_float("lam", lam)
     theta = np.asarray(theta, dtype=np.float64)
-    if (theta >= 0).any() or (np.abs(theta) >= 2 * lam).any():
-        raise ValueError(f"theta must lie in (-2 lam, 0) = ({-2 * lam:g}, 0), got {theta}")
-    return -(1.0 - np.abs(theta) / (2.0 * lam))
+    if (theta == 0).any() or (np.abs(theta) >= 2 * lam).any() or not np.isfinite(theta).all():
+        raise ValueError(f"theta must satisfy 0 < |theta| < 2 lam = {2 * lam:g}, got {theta}")
+    return np.sign(theta) * (1.0 - np.abs(theta) / (2.0 * lam))
 
 
 def check_wgan_gp_runaway(theta, slope, lam: float = 10.0, atol: float = 0.1, after: float = -0.5,
                           label: str = "WGAN-GP critic stuck with the wrong sign") -> int:
-    """Chapter 8: along a logged delta chase (``theta``, and the critic's slope ``dT/dx`` at theta),
-    check the explanation of WGAN-GP's runaway. At every logged step with ``theta <= after`` (past
-    the data point 0), the critic's slope must still be negative and within ``atol`` of
-    :func:`wgan_gp_stuck_slope`; raises :class:`tutorlib.IdentityError` otherwise, or if theta never
-    got that far. Returns the number of steps checked."""
+    """Chapter 8: along a logged delta chase (``theta``, and the critic's slope ``dT/dx`` at theta; the
+    data point at 0), check the explanation of WGAN-GP's runaway. At every logged step with
+    ``theta <= after`` (``after < 0``: past the data point) -- or ``theta >= after`` (``after > 0``: a
+    generator that moves away from the data on its own side) -- the critic's slope must point away
+    from the data and lie within ``atol`` of :func:`wgan_gp_stuck_slope` (steps with ``|theta| >= 2 lam``,
+    where that local minimum no longer exists, are left out); raises
+    :class:`tutorlib.IdentityError` otherwise, or if theta never got that far. Returns the number of
+    steps checked."""
     import numpy as np
 
     from tutorlib.checks import IdentityError, compare
@@ -888,12 +893,17 @@ def check_wgan_gp_runaway(theta, slope, lam: float = 10.0, atol: float = 0.1, af
     theta, slope = np.asarray(theta, dtype=np.float64), np.asarray(slope, dtype=np.float64)
     if theta.shape != slope.shape or theta.ndim != 1:
         raise ValueError(f"theta and slope must be 1-D of the same length, got {theta.shape} and {slope.shape}")
-    past = theta <= after
+    after = float(after)
+    if after == 0 or not math.isfinite(after):
+        raise ValueError(f"after must be a finite number other than 0, got {after}")
+    lam = positive_float("lam", lam)
+    past = (theta <= after if after < 0 else theta >= after) & (np.abs(theta) < 2 * lam)  # where the law exists
+    relation = "<=" if after < 0 else ">="
     if not past.any():
-        raise IdentityError(f"{label}: theta never went below {after:g} (last {theta[-1]:+.3f}): no runaway")
-    compare(f"{label} (the {int(past.sum())} logged steps with theta <= {after:g})", slope[past],
+        raise IdentityError(f"{label}: theta never reached {relation} {after:g} (last {theta[-1]:+.3f}): no runaway")
+    compare(f"{label} (the {int(past.sum())} logged steps with theta {relation} {after:g})", slope[past],
             wgan_gp_stuck_slope(theta[past], lam), atol=atol,
-            names=("critic slope dT/dx at theta", "-(1 - |theta| / (2 lam))"))
+            names=("critic slope dT/dx at theta", "sign(theta) (1 - |theta| / (2 lam))"))
     return int(past.sum())
 
 
@@ -909,6 +919,54 @@ def adam_pace(steps, theta, far: float = 1.0) -> float:
     if not keep.any():
         raise ValueError(f"theta never stayed beyond |theta| > {far:g} over a logging interval")
     return float((np.abs(np.diff(theta)) / np.diff(steps))[keep].mean())
+
+
+def check_adam_pace(steps, theta, lr: float, rtol: float = 0.5, far: float = 1.0, label: str = "pace") -> float:
+    """Chapter 8: the generator's mean step while ``|theta| > far`` (:func:`adam_pace`) against its
+    learning rate ``lr``, within ``rtol``. Adam's step is about ``lr`` for a gradient of steady sign,
+    whatever the gradient's size; plain gradient descent's is ``lr`` times the gradient (ten times
+    ``lr`` for GAN-QP's gradient of about ``lam = 10``), which fails. Returns the pace."""
+    from tutorlib.checks import compare
+
+    lr, rtol = positive_float("lr", lr), positive_float("rtol", rtol)
+    pace = adam_pace(steps, theta, far)
+    compare(label, pace, lr, rtol=rtol, names=(f"mean |theta step| while |theta| > {far:g}", "learning rate"))
+    return pace
+
+
+def check_stalled(theta, start: float, max_move: float, label: str = "stalled") -> float:
+    """Chapter 8: raise :class:`tutorlib.IdentityError` unless the last logged ``theta`` is within
+    ``max_move`` of ``start`` (a generator whose gradient vanished). Prints and returns the distance moved."""
+    import numpy as np
+
+    from tutorlib.checks import IdentityError
+
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.ndim != 1 or theta.size == 0 or not np.isfinite(theta).all():
+        raise ValueError(f"theta must be a non-empty finite 1-D array, got shape {theta.shape}")
+    start, max_move = float(start), positive_float("max_move", max_move)
+    moved = abs(float(theta[-1]) - start)
+    ok = moved <= max_move
+    print(f"{'✓' if ok else '✗'} {label}\n    moved {moved:.4f} from {start:g} {'<=' if ok else '>'} {max_move:g}")
+    if not ok:
+        raise IdentityError(f"{label}: theta moved {moved:.4f} from {start:g}, more than {max_move:g}")
+    return moved
+
+
+def qp_critic_scale(critic: Callable, x_real: torch.Tensor, x_fake: torch.Tensor, lam: float,
+                    distance: str = "rms") -> float:
+    """``E[Delta T / (lam d(x_r, x_f))]`` on a batch of pairs: GAN-QP's critic differences in units of
+    their bound ``lam d`` (the optimum's ratio lies in [-1, 1]: 1 where the two distributions do not
+    overlap, 0 where they agree). A critic far below its optimum's scale has a ratio near 0, where the
+    quadratic potential hardly acts. ``critic`` is unary ``T(x)`` or binary (``binary = True``)."""
+    lam = positive_float("lam", lam)
+    d = pair_distance(x_real, x_fake, distance)
+    with torch.no_grad():
+        if getattr(critic, "binary", False):
+            delta = _scores("t_real", critic(x_real, x_fake)) - _scores("t_fake", critic(x_fake, x_real))
+        else:
+            delta = _scores("t_real", critic(x_real)) - _scores("t_fake", critic(x_fake))
+    return float((delta / (lam * d.clamp_min(1e-12))).mean())
 
 
 def check_same_parameters(model_a: torch.nn.Module, model_b: torch.nn.Module, label: str, rtol: float = 1e-4) -> None:
