@@ -40,62 +40,71 @@ SHELL       := /bin/bash
 
 # Chapters executed at once for the book (each on one torch thread).
 EXEC_JOBS   ?= 2
-EXECUTE     := $(BIN)/python tools/execute_chapters.py --timeout $(CELL_TIMEOUT)
-JB_BUILD    := $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
+# Every step is one command, run under its time limit by tools/timed.sh, which prints
+# "time: STEP N s" when it ends (benchmarks/ci_times.sh collects those lines).
+TIMED       := bash tools/timed.sh
+UNIT        = env CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests -q -p no:cacheprovider
+NBVAL       = $(BIN)/python -m pytest chapters -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+              --nbval-cell-timeout=$(CELL_TIMEOUT)
+EXECUTE     = $(BIN)/python tools/execute_chapters.py --timeout $(CELL_TIMEOUT)
+JB_BUILD    = $(BIN)/jupyter-book build . --builder html -W -n --keep-going --all
+CHECK_BOOK  = $(BIN)/python tools/check_book.py $(BOOK_HTML)
+BROWSER     = $(BIN)/python tools/browser_check.py $(BOOK_HTML) --chromium $(CHROMIUM) --screenshots _build/screenshots
+LAB_CHECK   = $(BIN)/python tools/lab_check.py --chromium $(CHROMIUM) --screenshot _build/screenshots/jupyterlab.png
 
 .PHONY: book test tests-stream book-stream unit nbval execute book-check browser-check lab lab-check setup lock clean
 
 # The book: the chapters are executed EXEC_JOBS at a time into the execution cache (keyed on each
 # chapter's code and on the library: tools/execute_chapters.py), then Sphinx builds the pages
-# from the cached outputs.
+# from the cached outputs (-W -n: any warning fails the build).
 book: setup
-	timeout $(BOOK_TIMEOUT) $(EXECUTE) --jobs $(EXEC_JOBS)
-	timeout $(BOOK_TIMEOUT) $(JB_BUILD)
+	$(TIMED) execute $(BOOK_TIMEOUT) $(EXECUTE) --jobs $(EXEC_JOBS)
+	$(TIMED) book-build $(BOOK_TIMEOUT) $(JB_BUILD)
 	@echo "The book is at $(BOOK_HTML)/index.html"
 
-# Two streams, one per core, each a sequence of single-threaded steps:
-#   tests: unit tests, nbval re-executing every chapter, the JupyterLab live-slider check;
+# Two streams at once, one per core, each a sequence of single-threaded steps:
+#   tests: the unit tests, nbval re-executing every chapter, the JupyterLab live-slider check;
 #   book:  the chapters executed for the book (or taken from the cache), the book built with
 #          -W -n and checked, then every page opened and every slider dragged in Chromium.
-# Each line of output is prefixed with its stream's name.
+# Each line of output is prefixed with its stream's name; each step prints its time.
 test: setup $(CHROMIUM)
 	$(MAKE) --no-print-directory -j2 tests-stream book-stream
 	@echo "All tests passed: unit tests, nbval over every chapter, book build and check, browser check, JupyterLab live slider."
 
 tests-stream: setup $(CHROMIUM)
-	{ $(MAKE) --no-print-directory unit && $(MAKE) --no-print-directory nbval && \
-	  $(MAKE) --no-print-directory lab-check; } 2>&1 | sed -u 's/^/[tests] /'
+	{ $(TIMED) unit $(UNIT_TIMEOUT) $(UNIT) && $(TIMED) nbval $(NBVAL_TIMEOUT) $(NBVAL) && \
+	  $(TIMED) lab-check $(LAB_TIMEOUT) $(LAB_CHECK); } 2>&1 | sed -u 's/^/[tests] /'
 
 book-stream: setup $(CHROMIUM)
-	{ $(MAKE) --no-print-directory book-check EXEC_JOBS=1 && $(MAKE) --no-print-directory browser-check; } \
+	{ $(TIMED) execute $(BOOK_TIMEOUT) $(EXECUTE) --jobs 1 && $(TIMED) book-build $(BOOK_TIMEOUT) $(JB_BUILD) && \
+	  $(TIMED) book-check 300 $(CHECK_BOOK) && $(TIMED) browser-check $(BROWSER_TIMEOUT) $(BROWSER); } \
 	  2>&1 | sed -u 's/^/[book]  /'
 
-# Chromium first: the unit tests of the browser checker open pages in it.
+# The steps one at a time. Chromium first for the unit tests: the browser checker's tests open pages in it.
 unit: setup $(CHROMIUM)
-	CHROMIUM=$(CHROMIUM) timeout $(UNIT_TIMEOUT) $(BIN)/python -m pytest tests -q -p no:cacheprovider
+	$(TIMED) unit $(UNIT_TIMEOUT) $(UNIT)
 
 nbval: setup
-	timeout $(NBVAL_TIMEOUT) $(BIN)/python -m pytest chapters -q -p no:cacheprovider \
-	    --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT)
+	$(TIMED) nbval $(NBVAL_TIMEOUT) $(NBVAL)
 
 execute: setup
-	timeout $(BOOK_TIMEOUT) $(EXECUTE) --jobs $(EXEC_JOBS)
+	$(TIMED) execute $(BOOK_TIMEOUT) $(EXECUTE) --jobs $(EXEC_JOBS)
 
 book-check: execute
-	timeout $(BOOK_TIMEOUT) $(JB_BUILD)
-	$(BIN)/python tools/check_book.py $(BOOK_HTML)
+	$(TIMED) book-build $(BOOK_TIMEOUT) $(JB_BUILD)
+	$(TIMED) book-check 300 $(CHECK_BOOK)
 
 # Every page of the built book in headless Chromium (part of `make test`, after book-check): no
-# JavaScript error, images loaded, math typeset, internal links, Colab buttons, slider fallbacks.
-# Screenshots of the chapters go to _build/screenshots. Checks the book as last built.
+# JavaScript error, images loaded with alt texts, math typeset, internal links, Colab buttons, and
+# every kernel-free slider dragged. Screenshots go to _build/screenshots. Checks the book as last built.
 browser-check: setup $(CHROMIUM)
 	@test -f $(BOOK_HTML)/index.html || { echo "browser-check: no built book in $(BOOK_HTML); run 'make book' first" >&2; exit 1; }
-	timeout $(BROWSER_TIMEOUT) $(BIN)/python tools/browser_check.py $(BOOK_HTML) --chromium $(CHROMIUM) --screenshots _build/screenshots
+	$(TIMED) browser-check $(BROWSER_TIMEOUT) $(BROWSER)
 
 # A live ipywidgets slider in JupyterLab, dragged in headless Chromium (part of `make test`): the
 # widget manager and ipywidgets agree, the figure redraws, no console error (tools/lab_check.py).
 lab-check: setup $(CHROMIUM)
-	timeout $(LAB_TIMEOUT) $(BIN)/python tools/lab_check.py --chromium $(CHROMIUM) --screenshot _build/screenshots/jupyterlab.png
+	$(TIMED) lab-check $(LAB_TIMEOUT) $(LAB_CHECK)
 
 # Readers: JupyterLab on the chapters, with progress bars and the default mode (not the test settings).
 lab: setup
