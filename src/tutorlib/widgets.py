@@ -843,6 +843,9 @@ def draw_iwae_k(ax, k: int, view: dict):
     right.set_ylabel(r"$L_k$, mean over test images (nats)", fontsize=7)
     right.set_title(f"dashed: best estimate $L_{{{big}}}$", fontsize=7)
     right.legend(fontsize=6, loc="lower right")
+    from matplotlib.ticker import NullLocator
+
+    left.yaxis.set_minor_locator(NullLocator())  # seven decades: minor ticks would only add clutter (and time)
     for a in (left, right):
         a.tick_params(labelsize=6)
     ax.set_title(f"k = {k}: $L_k - L_{{{big}}}$: " + ", ".join(notes) + " nats", fontsize=8)
