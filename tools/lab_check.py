@@ -37,11 +37,12 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from browser_check import CHROMIUM_ARGS, _local_only  # noqa: E402  (the same browser, offline)
+
 MANAGER = "@jupyter-widgets/jupyterlab-manager"
 
 # The notebook's only cell: the book's own slider mechanism over a cheap, pure drawing function.
@@ -227,14 +228,7 @@ def drag_slider(base: str, notebook: str, token: str, chromium: str, timeout: fl
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.set_default_timeout(ms)
 
-            def route(r):
-                if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost"):
-                    r.continue_()
-                else:
-                    blocked.append(r.request.url)
-                    r.abort()
-
-            page.route("**/*", route)
+            page.route("**/*", _local_only(blocked))
             page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
             page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
 

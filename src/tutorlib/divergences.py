@@ -825,6 +825,12 @@ def check_nonsaturating_gradient(separation, sigma, gradient: Callable | None = 
             names=("d/ds [KL(q||p) - 2 JS]", "mean gradient on fake samples"))
 
 
+def _pair_log_ratio(xr, xf, s: float, sigma: float):
+    """``u = ln(p(x_r) q(x_f) / (p(x_f) q(x_r)))`` for ``p = N(0, sigma^2)``, ``q = N(s, sigma^2)``."""
+    return (_normal_logpdf(xr, 0.0, sigma) + _normal_logpdf(xf, s, sigma)
+            - _normal_logpdf(xf, 0.0, sigma) - _normal_logpdf(xr, s, sigma))
+
+
 def qp_gaussian_critic(x_real, x_fake, separation, sigma, lam: float):
     """The optimal binary critic ``Delta T*(x_r, x_f) = lam |x_r - x_f| (p_r q_f - p_f q_r) / (p_r q_f + p_f q_r)``
     for ``p = N(0, sigma^2)``, ``q = N(s, sigma^2)``, written stably as ``lam d tanh(u / 2)`` with
@@ -832,8 +838,7 @@ def qp_gaussian_critic(x_real, x_fake, separation, sigma, lam: float):
     s, sigma = _pair_args(separation, sigma)
     lam = positive_float("lam", lam)
     xr, xf = np.broadcast_arrays(np.asarray(x_real, np.float64), np.asarray(x_fake, np.float64))
-    u = (_normal_logpdf(xr, 0.0, sigma) + _normal_logpdf(xf, s, sigma)
-         - _normal_logpdf(xf, 0.0, sigma) - _normal_logpdf(xr, s, sigma))
+    u = _pair_log_ratio(xr, xf, s, sigma)
     return lam * np.abs(xr - xf) * np.tanh(u / 2.0)
 
 
@@ -845,8 +850,7 @@ def qp_gaussian_critic_gradient(x_real, x_fake, separation, sigma, lam: float):
     lam = positive_float("lam", lam)
     xr, xf = np.broadcast_arrays(np.asarray(x_real, np.float64), np.asarray(x_fake, np.float64))
     diff = xf - xr
-    u = (_normal_logpdf(xr, 0.0, sigma) + _normal_logpdf(xf, s, sigma)
-         - _normal_logpdf(xf, 0.0, sigma) - _normal_logpdf(xr, s, sigma))
+    u = _pair_log_ratio(xr, xf, s, sigma)
     th = np.tanh(u / 2.0)
     du = s / sigma**2  # d u / d x_f for two Gaussians of equal width
     return lam * (np.sign(diff) * th + np.abs(diff) * (1.0 - th**2) * du / 2.0)
@@ -875,8 +879,7 @@ def qp_gaussian_quadratic_gradient(x_real, x_fake, separation, sigma, lam: float
     lam = positive_float("lam", lam)
     xr, xf = np.broadcast_arrays(np.asarray(x_real, np.float64), np.asarray(x_fake, np.float64))
     diff = xf - xr
-    u = (_normal_logpdf(xr, 0.0, sigma) + _normal_logpdf(xf, s, sigma)
-         - _normal_logpdf(xf, 0.0, sigma) - _normal_logpdf(xr, s, sigma))
+    u = _pair_log_ratio(xr, xf, s, sigma)
     th = np.tanh(u / 2.0)
     dth = (1.0 - th**2) * s / (2.0 * sigma**2)  # d tanh(u / 2) / d x_f, with du / dx_f = s / sigma^2
     return 0.5 * lam * (np.sign(diff) * th**2 + np.abs(diff) * 2.0 * th * dth)
@@ -914,8 +917,7 @@ def qp_gaussian_divergence(separation, sigma, lam: float) -> float:
     lam = positive_float("lam", lam)
 
     def integrand(xr, xf):
-        u = (_normal_logpdf(xr, 0.0, sigma) + _normal_logpdf(xf, s, sigma)
-             - _normal_logpdf(xf, 0.0, sigma) - _normal_logpdf(xr, s, sigma))
+        u = _pair_log_ratio(xr, xf, s, sigma)
         return 0.5 * lam * np.abs(xf - xr) * np.tanh(u / 2.0) ** 2
 
     return qp_gaussian_pair_mean(integrand, s, sigma)
