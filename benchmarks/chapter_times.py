@@ -37,9 +37,9 @@ def run(path: Path, out: Path | None, timeout: int) -> tuple[float, float, str |
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if "skip-execution" not in c.get("metadata", {}).get("tags", [])]
     sys.path.insert(0, str(ROOT / "tools"))
-    from kernel_client import SlicedPollKernelManager  # as the book's execution: no missed wake-ups
+    from kernel_client import BookKernelManager  # as the book's execution: no missed wake-ups
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=SlicedPollKernelManager,
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=BookKernelManager,
                             resources={"metadata": {"path": str(path.parent)}})
     error = None
     cpu0, t0 = children_cpu(), time.perf_counter()

@@ -1,5 +1,6 @@
 """tools/kernel_client.py: the book's notebook client polls its sockets in short slices, so a reply
-that has arrived is never slept through for the whole cell limit, and a real timeout still raises."""
+that has arrived is never slept through for the whole cell limit, and a real timeout still raises;
+its kernels use Unix sockets in a folder of their own, so no TCP port can be taken by another kernel."""
 
 import asyncio
 import sys
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import kernel_client  # noqa: E402
-from kernel_client import POLL_SLICE, SlicedPollChannel, SlicedPollKernelManager  # noqa: E402
+from kernel_client import POLL_SLICE, BookKernelManager, SlicedPollChannel  # noqa: E402
 
 
 class _Socket:
@@ -63,11 +64,27 @@ def test_no_timeout_waits_in_slices_until_the_message_is_seen():
 
 
 def test_the_manager_hands_out_sliced_channels_on_every_polled_channel():
-    client = SlicedPollKernelManager().client()
+    client = BookKernelManager().client()
     for name in ("shell", "iopub", "stdin", "control"):
         assert getattr(client, f"{name}_channel_class") is SlicedPollChannel, name
 
 
 def test_the_books_executor_and_the_chapter_timer_use_it():
     for rel in ("tools/execute_chapters.py", "benchmarks/chapter_times.py"):
-        assert "kernel_manager_class=SlicedPollKernelManager" in (ROOT / rel).read_text(), rel
+        assert "kernel_manager_class=BookKernelManager" in (ROOT / rel).read_text(), rel
+
+
+def test_the_kernel_talks_over_its_own_unix_sockets_and_cleans_them_up(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    code = ("import os\nfrom ipykernel.connect import get_connection_info\n"
+            "info = get_connection_info(unpack=True)\nprint(os.getcwd(), info['transport'], info['ip'])")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(nb, timeout=60, kernel_name="python3", kernel_manager_class=BookKernelManager,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    cwd, transport, ip = nb.cells[0].outputs[0]["text"].split()
+    assert cwd == str(tmp_path)  # the kernel runs in the notebook's folder
+    assert transport == "ipc" and Path(ip).is_absolute()  # so the client finds the sockets from elsewhere
+    assert Path(ip).parent.name.startswith("tutorlib-kernel-")
+    assert not Path(ip).parent.exists()  # removed at shutdown

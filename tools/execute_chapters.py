@@ -14,8 +14,9 @@ outputs are reused only when both its code and the library are unchanged, and an
 Each chapter that is not cached is executed in a fresh kernel exactly as myst-nb would execute it
 (jupyter-cache's executor, the chapter's folder as the working directory, the per-cell time limit,
 errors not allowed), ``--jobs`` at a time, longest first, and stored only if every cell ran. Its
-kernel client polls in short slices (``tools/kernel_client.py``): with jupyter_client's own, a
-missed socket wake-up once held a finished cell for the whole 600 s cell limit.
+kernel client polls in short slices and its kernels use Unix sockets (``tools/kernel_client.py``):
+with jupyter_client's defaults, a missed socket wake-up once held a finished cell for the whole
+600 s cell limit, and a kernel once lost its TCP port to one of nbval's.
 Prints one row per chapter: wall time, the kernel's CPU time (user + system), and whether it was
 executed or taken from the cache. Exits 1 if any chapter failed.
 """
@@ -85,12 +86,12 @@ def execute_one(path: str, timeout: int) -> dict:
 
     if str(TOOLS) not in sys.path:
         sys.path.insert(0, str(TOOLS))
-    from kernel_client import SlicedPollKernelManager  # never sleeps through an arrived reply
+    from kernel_client import BookKernelManager  # no missed replies, no TCP port races
 
     nb = nbformat.read(path, as_version=4)
     cpu0, t0 = _children_cpu(), time.perf_counter()
     result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout, allow_errors=False,
-                                 kernel_manager_class=SlicedPollKernelManager)
+                                 kernel_manager_class=BookKernelManager)
     return {"path": path, "nb": nbformat.writes(nb), "wall": time.perf_counter() - t0,
             "cpu": _children_cpu() - cpu0, "error": result.err and f"{type(result.err).__name__}: "
             f"{str(result.err).strip().splitlines()[-1][:300] if str(result.err).strip() else ''}"}

@@ -1,7 +1,8 @@
-"""A kernel manager for nbclient whose client never sleeps through a message that has arrived.
+"""The book's kernel manager for nbclient: a client that never sleeps through a message that has
+arrived, and kernels on Unix sockets of their own.
 
-    from kernel_client import SlicedPollKernelManager
-    NotebookClient(nb, kernel_manager_class=SlicedPollKernelManager, ...)
+    from kernel_client import BookKernelManager
+    NotebookClient(nb, kernel_manager_class=BookKernelManager, ...)
 
 Why: nbclient waits for each cell's ``execute_reply`` with one ``await socket.poll(600 000 ms)``
 on jupyter_client's asyncio channel. pyzmq's asyncio poll is woken by the socket's file
@@ -13,11 +14,20 @@ minutes late: chapter 6 once took 635 s of wall time for 36 s of CPU, its kernel
 8.10.0, pyzmq 27.3.0). The channels here poll in slices of ``POLL_SLICE`` seconds up to the same
 overall timeout, so a missed wake-up costs at most one slice, and a real timeout is still a
 timeout. Nothing else changes: same messages, same order, same limits.
+
+The kernels also talk over Unix sockets in a private temporary folder (``transport = "ipc"``), not
+TCP: jupyter_client picks free TCP ports, closes them and lets the kernel bind them a moment later,
+and with nbval starting its own kernels beside the book's, a kernel once found its heartbeat port
+taken ("Address already in use"). Sockets in a folder of their own cannot collide.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+import weakref
+from pathlib import Path
 from queue import Empty
 from typing import Any
 
@@ -55,7 +65,25 @@ class SlicedPollKernelClient(AsyncKernelClient):
     control_channel_class = Type(SlicedPollChannel)  # type: ignore[assignment]
 
 
-class SlicedPollKernelManager(AsyncKernelManager):
-    """nbclient's default kernel manager, handing out :class:`SlicedPollKernelClient`."""
+class BookKernelManager(AsyncKernelManager):
+    """nbclient's default kernel manager, handing out :class:`SlicedPollKernelClient`, with the kernel's
+    sockets in a temporary folder of its own (removed at shutdown)."""
 
     client_factory = Type(SlicedPollKernelClient)  # type: ignore[assignment]
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("transport", "ipc")
+        super().__init__(**kwargs)
+
+    def _ip_default(self) -> str:
+        if self.transport != "ipc":
+            return super()._ip_default()
+        # an absolute path: the kernel runs in the chapter's folder, the client elsewhere
+        self._ipc_dir = tempfile.mkdtemp(prefix="tutorlib-kernel-")
+        weakref.finalize(self, shutil.rmtree, self._ipc_dir, True)  # also if no kernel ever starts
+        return str(Path(self._ipc_dir) / "k")
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart and getattr(self, "_ipc_dir", None):
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
