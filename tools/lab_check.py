@@ -164,7 +164,9 @@ def start_lab(jupyter: Path, directory: Path, port: int, token: str, log) -> sub
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={directory}",
            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           "--ServerApp.shutdown_no_activity_timeout=600", "--MappingKernelManager.cull_idle_timeout=0"]
+           "--ServerApp.shutdown_no_activity_timeout=600", "--MappingKernelManager.cull_idle_timeout=0",
+           # the kernel on Unix sockets under the runtime folder: no TCP port to race nbval's kernels for
+           "--KernelManager.transport=ipc"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     return subprocess.Popen(cmd, cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
