@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from drawing import rendered  # noqa: E402
 from tutorlib import integration, plotting, widgets  # noqa: F401  (plotting sets the book's style on import:
 # import it before the first figure, or the first frame is drawn in Matplotlib's default style)
 
@@ -14,13 +15,8 @@ def table():
 
 
 def _pixels(draw, value, **kw):
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    draw(ax, value, **kw)
-    fig.canvas.draw()
-    out = np.asarray(fig.canvas.buffer_rgba()).copy()
-    title = ax.get_title()
-    plt.close(fig)
-    return out, title
+    out, ax = rendered(draw, value, (5, 3.5), **kw)
+    return out, ax.get_title()
 
 
 def test_budget_frames_differ_and_name_the_winners(table):

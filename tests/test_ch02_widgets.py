@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from drawing import rendered  # noqa: E402
 from tutorlib import widgets
 
 
@@ -22,13 +23,8 @@ def _fake_results():
 
 
 def _pixels(value, results, originals):
-    fig, ax = plt.subplots(figsize=(12, 3.2))
-    widgets.draw_sigma2(ax, value, results=results, originals=originals)
-    fig.canvas.draw()
-    out = np.asarray(fig.canvas.buffer_rgba()).copy()
-    title = ax.get_title()
-    plt.close(fig)
-    return out, title
+    out, ax = rendered(widgets.draw_sigma2, value, (12, 3.2), results=results, originals=originals)
+    return out, ax.get_title()
 
 
 def test_sigma2_frames_differ_and_report_the_loss_terms():

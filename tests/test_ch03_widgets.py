@@ -5,16 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from drawing import rendered  # noqa: E402
 from tutorlib import iwae, vae, widgets
 
 
 def _pixels(draw, value):
-    fig, ax = plt.subplots(figsize=(4.4, 4.0))
-    draw(ax, value)
-    fig.canvas.draw()
-    out = np.asarray(fig.canvas.buffer_rgba()).copy()
-    plt.close(fig)
-    return out
+    return rendered(draw, value, (4.4, 4.0))[0]
 
 
 @pytest.fixture(scope="module")

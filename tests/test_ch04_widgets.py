@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from drawing import rendered  # noqa: E402
 from tutorlib import widgets
 
 RNG = np.random.default_rng(0)
@@ -13,13 +14,7 @@ SAMPLES = {"pathwise": -2.8 + 3.8 * RNG.standard_normal(4000),
 
 
 def _pixels(n, samples=SAMPLES):
-    fig = plt.figure(figsize=(9, 4.5), dpi=50)
-    ax = fig.add_subplot()
-    widgets.draw_gradient_n(ax, n, samples, -2.8)
-    fig.canvas.draw()
-    pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
-    plt.close(fig)
-    return pixels, ax
+    return rendered(lambda ax, v: widgets.draw_gradient_n(ax, v, samples, -2.8), n, (9, 4.5), dpi=50)
 
 
 def test_two_values_of_n_draw_different_pictures():

@@ -10,16 +10,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from drawing import rendered  # noqa: E402
 from tutorlib import fvae, widgets  # noqa: E402
 
 
 def _pixels(draw, value) -> np.ndarray:
-    fig, ax = plt.subplots(figsize=(4, 2.5))
-    draw(ax, value)
-    fig.canvas.draw()
-    out = np.asarray(fig.canvas.buffer_rgba()).copy()
-    plt.close(fig)
-    return out
+    return rendered(draw, value, (4, 2.5))[0]
 
 
 @pytest.fixture(scope="module")

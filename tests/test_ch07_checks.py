@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from drawing import rendered  # noqa: E402
 from tutorlib import IdentityError, divergences as dv, gan, widgets  # noqa: E402
 
 
@@ -135,12 +136,7 @@ def test_time_critic_steps_returns_every_round_and_method():
 # --- the drawings -------------------------------------------------------------------------------------
 
 def _pixels(draw, value):
-    fig, ax = plt.subplots(figsize=(8, 2.7))
-    draw(ax, value)
-    fig.canvas.draw()
-    out = np.asarray(fig.canvas.buffer_rgba()).copy()
-    plt.close(fig)
-    return out
+    return rendered(draw, value, (8, 2.7))[0]
 
 
 def test_gaussian_pair_slider_draws_different_pictures():

@@ -5,11 +5,11 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from drawing import rendered  # noqa: E402
 from tutorlib import IdentityError, compare, data, divergences as dv, gan, widgets  # noqa: E402
 
 
@@ -200,12 +200,7 @@ def test_envelope_check_fails_on_broken_gradients():
 
 def test_lambda_slider_draws_different_pictures():
     def pixels(lam):
-        fig, ax = plt.subplots(figsize=(4.6, 3.2))
-        widgets.draw_qp_lambda(ax, lam)
-        fig.canvas.draw()
-        out = np.asarray(fig.canvas.buffer_rgba()).copy()
-        plt.close(fig)
-        return out
+        return rendered(widgets.draw_qp_lambda, lam, (4.6, 3.2))[0]
 
     a, b = pixels(1.0), pixels(30.0)
     assert (a != b).any(axis=-1).mean() > 0.01

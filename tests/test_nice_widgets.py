@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from drawing import rendered  # noqa: E402
 from tutorlib import flows, plotting, widgets
 
 
@@ -33,15 +34,7 @@ def test_draw_temperature_shows_the_samples_of_that_temperature(model):
 
 
 def _pixels(draw, value):
-    """The rendered RGBA pixels of a figure holding draw(ax, value)."""
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(8.4, 2.3))
-    draw(ax, value)
-    fig.canvas.draw()
-    pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
-    plt.close(fig)
-    return pixels
+    return rendered(draw, value, (8.4, 2.3))[0]
 
 
 @pytest.mark.parametrize("a, b", [(0.5, 1.0), (0.1, 2.0)])
