@@ -831,15 +831,21 @@ def _pair_log_ratio(xr, xf, s: float, sigma: float):
             - _normal_logpdf(xf, 0.0, sigma) - _normal_logpdf(xr, s, sigma))
 
 
+def _pair_terms(x_real, x_fake, s: float, sigma: float):
+    """``(z, tanh(u / 2))`` with ``z = x_f - x_r``, broadcast, in float64: what the optimal binary
+    critic ``lam |z| tanh(u / 2)`` and its derivatives are made of."""
+    xr, xf = np.broadcast_arrays(np.asarray(x_real, np.float64), np.asarray(x_fake, np.float64))
+    return xf - xr, np.tanh(_pair_log_ratio(xr, xf, s, sigma) / 2.0)
+
+
 def qp_gaussian_critic(x_real, x_fake, separation, sigma, lam: float):
     """The optimal binary critic ``Delta T*(x_r, x_f) = lam |x_r - x_f| (p_r q_f - p_f q_r) / (p_r q_f + p_f q_r)``
     for ``p = N(0, sigma^2)``, ``q = N(s, sigma^2)``, written stably as ``lam d tanh(u / 2)`` with
     ``u = ln(p_r q_f / (p_f q_r))``. Broadcasts ``x_real`` against ``x_fake``."""
     s, sigma = _pair_args(separation, sigma)
     lam = positive_float("lam", lam)
-    xr, xf = np.broadcast_arrays(np.asarray(x_real, np.float64), np.asarray(x_fake, np.float64))
-    u = _pair_log_ratio(xr, xf, s, sigma)
-    return lam * np.abs(xr - xf) * np.tanh(u / 2.0)
+    diff, th = _pair_terms(x_real, x_fake, s, sigma)
+    return lam * np.abs(diff) * th
 
 
 def qp_gaussian_critic_gradient(x_real, x_fake, separation, sigma, lam: float):
@@ -848,10 +854,7 @@ def qp_gaussian_critic_gradient(x_real, x_fake, separation, sigma, lam: float):
     sample's gradient when the critic is held fixed."""
     s, sigma = _pair_args(separation, sigma)
     lam = positive_float("lam", lam)
-    xr, xf = np.broadcast_arrays(np.asarray(x_real, np.float64), np.asarray(x_fake, np.float64))
-    diff = xf - xr
-    u = _pair_log_ratio(xr, xf, s, sigma)
-    th = np.tanh(u / 2.0)
+    diff, th = _pair_terms(x_real, x_fake, s, sigma)
     du = s / sigma**2  # d u / d x_f for two Gaussians of equal width
     return lam * (np.sign(diff) * th + np.abs(diff) * (1.0 - th**2) * du / 2.0)
 
@@ -877,10 +880,7 @@ def qp_gaussian_quadratic_gradient(x_real, x_fake, separation, sigma, lam: float
     ``(lam / 2) |z| tanh^2(u / 2)``."""
     s, sigma = _pair_args(separation, sigma)
     lam = positive_float("lam", lam)
-    xr, xf = np.broadcast_arrays(np.asarray(x_real, np.float64), np.asarray(x_fake, np.float64))
-    diff = xf - xr
-    u = _pair_log_ratio(xr, xf, s, sigma)
-    th = np.tanh(u / 2.0)
+    diff, th = _pair_terms(x_real, x_fake, s, sigma)
     dth = (1.0 - th**2) * s / (2.0 * sigma**2)  # d tanh(u / 2) / d x_f, with du / dx_f = s / sigma^2
     return 0.5 * lam * (np.sign(diff) * th**2 + np.abs(diff) * 2.0 * th * dth)
 
